@@ -1,0 +1,42 @@
+"""User-facing failures. Each carries its exit code and a hint; only cli.py renders them."""
+
+from __future__ import annotations
+
+# Exit codes, the same for every command (documented in the README).
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+EXIT_NOT_VERIFIED = 3
+
+
+class LambdakitError(Exception):
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, *, hint: str = "", step: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.step = step
+
+    def to_dict(self) -> dict[str, str]:
+        return {"error": type(self).__name__, "step": self.step, "message": self.message, "hint": self.hint}
+
+
+class UsageError(LambdakitError):
+    """Bad input from the user: a requirement, a path, an option."""
+
+
+class EnvironmentProblem(LambdakitError):
+    """Something the machine lacks: Docker, an image, network access to the index."""
+
+
+class ResolveError(LambdakitError):
+    """The requirements cannot be satisfied for the target runtime."""
+
+    exit_code = EXIT_INVALID
+
+
+class InvalidLayer(LambdakitError):
+    """The built layer failed validation and was not published."""
+
+    exit_code = EXIT_INVALID

@@ -1,0 +1,50 @@
+"""Where a layer's files land at /opt, and which of them Python can import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from builder.runtimes import Target
+
+# A layer is unzipped to /opt; these are the only places the runtime looks.
+PYTHON_DIR = "python"
+LIB_DIR = "lib"
+BIN_DIR = "bin"
+
+_NOT_MODULES = (".dist-info", ".egg-info", ".libs", ".data")
+
+
+def sys_path_dirs(root: Path, target: Target) -> list[Path]:
+    """The layer directories the runtime puts on sys.path, in its order."""
+    candidates = [root / PYTHON_DIR, root / target.site_packages]
+    return [d for d in candidates if d.is_dir()]
+
+
+def module_name(entry: Path) -> str | None:
+    """The importable top-level name an entry of a sys.path directory provides."""
+    name = entry.name
+    if entry.is_dir():
+        if name.endswith(_NOT_MODULES) or name == "__pycache__" or not name.isidentifier():
+            return None
+        has_python = any(entry.glob("*.py")) or any(entry.glob("*.so"))
+        return name if has_python or any(entry.glob("*/__init__.py")) else None
+    if name.endswith(".py"):
+        stem = name[: -len(".py")]
+        return stem if stem.isidentifier() else None
+    if name.endswith(".so"):
+        stem = name.split(".", 1)[0]
+        return stem if stem.isidentifier() else None
+    return None
+
+
+def top_level_modules(root: Path, target: Target) -> list[str]:
+    """Every top-level module the layer provides, sorted, without duplicates."""
+    names: set[str] = set()
+    for directory in sys_path_dirs(root, target):
+        for entry in directory.iterdir():
+            if directory == root / PYTHON_DIR and entry.name == "lib":
+                continue  # python/lib/pythonX.Y/site-packages is its own sys.path entry
+            name = module_name(entry)
+            if name is not None:
+                names.add(name)
+    return sorted(names)

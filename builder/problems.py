@@ -1,0 +1,45 @@
+"""Problems are data: a stable code, the file concerned, what is wrong, what to do.
+
+Every step reports problems this way; only the CLI turns them into text or JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+
+# Stable codes, documented in the README; tests and users match on them.
+CODES: dict[str, str] = {
+    "bad-layout": "Python packages outside python/ are never on sys.path",
+    "foreign-binary": "a binary that is not a Linux ELF file (Mach-O, PE, ...)",
+    "arch-mismatch": "an ELF file for another CPU architecture",
+    "abi-mismatch": "an extension module built for another Python",
+    "glibc-too-new": "a binary needs a newer glibc than the runtime has",
+    "missing-library": "a needed shared library is neither in the layer nor in the runtime",
+    "size-limit": "over a Lambda size quota",
+    "no-compatible-binary": "a package ships no extension module the runtime can load",
+    "import-failed": "a top-level module raised an error on import",
+    "unreadable-binary": "a file that looks like a binary could not be parsed",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Problem:
+    code: str
+    path: str
+    message: str
+    hint: str
+    severity: Severity = "error"
+
+    def __post_init__(self) -> None:
+        if self.code not in CODES:
+            raise ValueError(f"unknown problem code {self.code!r}")
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def errors(problems: list[Problem]) -> list[Problem]:
+    return [p for p in problems if p.severity == "error"]
