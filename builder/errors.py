@@ -40,3 +40,10 @@ class InvalidLayer(LambdakitError):
     """The built layer failed validation and was not published."""
 
     exit_code = EXIT_INVALID
+
+    def __init__(self, message: str, *, hint: str = "", step: str = "", report: dict[str, object]) -> None:
+        super().__init__(message, hint=hint, step=step)
+        self.report = report
+
+    def to_dict(self) -> dict[str, object]:  # type: ignore[override]
+        return {**super().to_dict(), "validation": self.report}

@@ -1,0 +1,34 @@
+# The two commands of the README: `make layer` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: layer test lint services bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# Build and validate the psycopg2 layer for python3.12 x86_64, without Docker.
+layer: $(STAMP)
+	$(BIN)/lambdakit build-layer psycopg2 --runtime python3.12 --arch x86_64 --backend pip
+
+# What the tests need that is not a Python package: PostgreSQL binaries, a Docker engine.
+services:
+	bash scripts/ensure-services.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: $(STAMP) services lint
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/layer_build.py
+
+clean:
+	rm -rf build .aws-sam

@@ -1,0 +1,121 @@
+"""Resolve with pip for a foreign platform: only wheels the runtime can load, no Docker.
+
+pip is told the target's exact interpreter, ABI and every manylinux tag up to the
+runtime's glibc; with --only-binary=:all: it can never fall back to building
+from source on this host (which would produce binaries for the host, not Lambda).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+from builder.backends import Availability, Resolved, ResolveRequest
+from builder.errors import EnvironmentProblem, ResolveError
+from builder.layout import PYTHON_DIR
+from builder.progress import Progress
+from builder.runtimes import Target
+
+_NO_MATCH = re.compile(
+    r"Could not find a version that satisfies the requirement (\S+)(?: \(from versions: ([^)]*)\))?"
+)
+_NETWORK = (
+    "Network is unreachable",
+    "Failed to establish a new connection",
+    "Temporary failure in name resolution",
+)
+
+# Packages known to ship no wheels at all, and what to use instead.
+_SOURCE_ONLY_HINTS = {
+    "psycopg2": "psycopg2 is published as source only: use psycopg2-binary (same import name), "
+    "or build from source in the Lambda build image with --backend docker",
+}
+
+
+def pip_argv(target: Target, requirements: Path, dest: Path, report: Path) -> list[str]:
+    argv = [sys.executable, "-m", "pip", "install", "--target", str(dest)]
+    for tag in target.platform_tags:
+        argv += ["--platform", tag]
+    argv += [
+        "--python-version", target.version,
+        "--implementation", "cp",
+        "--abi", target.python_tag,
+        "--only-binary=:all:",
+        # pip would byte-compile with the host's Python; those .pyc files are useless on Lambda.
+        "--no-compile",
+        "--no-input",
+        "--disable-pip-version-check",
+        "--progress-bar", "off",
+        "--report", str(report),
+        "-r", str(requirements),
+    ]  # fmt: skip
+    return argv
+
+
+def _explain_failure(output: str, target: Target) -> ResolveError | EnvironmentProblem:
+    if any(marker in output for marker in _NETWORK):
+        return EnvironmentProblem(
+            "pip could not reach the package index",
+            hint="check network access or the index settings in pip.conf / PIP_INDEX_URL",
+            step="resolve",
+        )
+    match = _NO_MATCH.search(output)
+    tags = ", ".join(target.platform_tags[:3]) + f", ... ({len(target.platform_tags)} tags)"
+    if match:
+        requirement = match.group(1)
+        versions = (match.group(2) or "none").strip()
+        name = canonicalize_name(re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0])
+        hint = _SOURCE_ONLY_HINTS.get(
+            name,
+            "pin a release that publishes wheels for this runtime, or build from source "
+            "in the Lambda build image with --backend docker",
+        )
+        return ResolveError(
+            f"no wheel of {requirement} can load on {target.describe()}: tried interpreter "
+            f"{target.python_tag}, ABI {target.python_tag}/abi3/none, platforms {tags}; "
+            f"versions that have a wheel for this target: {versions}",
+            hint=hint,
+            step="resolve",
+        )
+    tail = "\n".join(output.strip().splitlines()[-8:])
+    return ResolveError(
+        f"pip could not resolve the requirements for {target.describe()}:\n{tail}",
+        hint="read pip's message above; conflicting pins must be fixed in the requirements file",
+        step="resolve",
+    )
+
+
+class PipBackend:
+    name = "pip"
+
+    def available(self, target: Target) -> Availability:
+        return Availability(ok=True, reason="pip resolves manylinux wheels for any target, no Docker needed")
+
+    def resolve(self, request: ResolveRequest, progress: Progress) -> Resolved:
+        dest = request.staging / PYTHON_DIR
+        with tempfile.TemporaryDirectory(prefix="lambdakit-pip-") as scratch:
+            report = Path(scratch) / "report.json"
+            argv = pip_argv(request.target, request.requirements, dest, report)
+            progress.output("$ " + " ".join(argv))
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            lines: list[str] = []
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                progress.output(line.rstrip())
+            if proc.wait() != 0:
+                raise _explain_failure("".join(lines), request.target)
+            installed = json.loads(report.read_text())["install"]
+        distributions = {
+            canonicalize_name(item["metadata"]["name"]): item["metadata"]["version"] for item in installed
+        }
+        return Resolved(backend=self.name, distributions=dict(sorted(distributions.items())))
+
+
+BACKEND = PipBackend()

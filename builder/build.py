@@ -1,0 +1,230 @@
+"""build-layer: resolve -> slim -> package -> audit -> verify -> publish, as visible steps.
+
+The published layer is a symlink `OUT/<name>` to a complete build directory,
+swapped with one atomic rename. A failed or interrupted build only ever touches
+its own staging directory, so the previous good layer stays as it was; a lock
+serialises concurrent builds of one layer.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from builder import __version__
+from builder.audit import highest_glibc
+from builder.backends import Backend, ResolveRequest
+from builder.backends.pip import BACKEND as PIP_BACKEND
+from builder.errors import InvalidLayer, UsageError
+from builder.package import MANIFEST_SCHEMA, cache_key, read_manifest, write_zip, zip_matches
+from builder.progress import Progress
+from builder.requirements import read_requirements
+from builder.runtimes import Target
+from builder.slim import slim
+from builder.validate import validate_tree
+
+BackendName = Literal["pip", "docker", "auto"]
+BACKENDS: dict[str, Backend] = {"pip": PIP_BACKEND}
+BUILDS_DIR = ".builds"
+TREE_DIR = "tree"
+MANIFEST = "layer.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildOptions:
+    name: str
+    requirements: Path
+    target: Target
+    out: Path
+    backend: BackendName = "auto"
+    validate: bool = True
+    force: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildResult:
+    name: str
+    status: Literal["built", "up-to-date"]
+    path: Path  # OUT/<name>: tree/, <name>.zip, layer.json
+    manifest: dict[str, object]
+    backend_reason: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def zip_path(self) -> Path:
+        return self.path / f"{self.name}.zip"
+
+    @property
+    def tree(self) -> Path:
+        return self.path / TREE_DIR
+
+    @property
+    def verdict(self) -> str:
+        return str(self.manifest["validation"]["verdict"])  # type: ignore[index]
+
+
+def choose_backend(name: BackendName, target: Target) -> tuple[Backend, str]:
+    """The backend to use and why; "auto" prefers Docker's real build image when it can run."""
+    if name != "auto":
+        backend = BACKENDS.get(name)
+        if backend is None:
+            raise UsageError(
+                f"backend {name!r} is not available in this installation", hint="use --backend pip"
+            )
+        availability = backend.available(target)
+        if not availability.ok:
+            raise UsageError(
+                f"the {name} backend cannot build for {target.describe()}: {availability.reason}"
+            )
+        return backend, f"{name} (asked for)"
+    docker = BACKENDS.get("docker")
+    if docker is not None:
+        availability = docker.available(target)
+        if availability.ok:
+            return docker, f"docker: {availability.reason}"
+        return BACKENDS["pip"], f"pip, because docker is not usable: {availability.reason}"
+    return BACKENDS["pip"], "pip (no docker backend installed)"
+
+
+@contextmanager
+def _layer_lock(out: Path, name: str) -> Iterator[None]:
+    locks = out / BUILDS_DIR
+    locks.mkdir(parents=True, exist_ok=True)
+    with (locks / f"{name}.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _cached(published: Path, key: str, name: str) -> dict[str, object] | None:
+    manifest = read_manifest(published / MANIFEST)
+    if manifest is None or manifest.get("cache_key") != key:
+        return None
+    return manifest if zip_matches(manifest, published / f"{name}.zip") else None
+
+
+def _publish(out: Path, name: str, build_dir: Path) -> None:
+    published = out / name
+    if published.exists() and not published.is_symlink():
+        raise UsageError(
+            f"{published} is a plain directory, not a layer published by lambdakit",
+            hint="move it away or pass another --out; lambdakit never deletes what it did not build",
+        )
+    link = out / f".{name}.{uuid.uuid4().hex}.link"
+    link.symlink_to(build_dir.relative_to(out))
+    os.replace(link, published)  # the one atomic step: readers see the old layer or the new one
+    for stale in (out / BUILDS_DIR).glob(f"{name}-*"):
+        if stale != build_dir and stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def build_layer(options: BuildOptions, progress: Progress) -> BuildResult:
+    target = options.target
+    requirements = read_requirements(options.requirements)
+    requirements_text = options.requirements.read_text()
+    backend, reason = choose_backend(options.backend, target)
+    catalogue = resources.files("builder").joinpath("data/runtimes.json").read_text()
+    key = cache_key(
+        requirements_text=requirements_text,
+        runtime=target.runtime,
+        arch=target.arch.name,
+        backend=backend.name,
+        catalogue_text=catalogue,
+        validate=options.validate,
+    )
+    out, name = options.out.resolve(), options.name
+    published = out / name
+    if not options.force and (manifest := _cached(published, key, name)) is not None:
+        return BuildResult(
+            name=name, status="up-to-date", path=published, manifest=manifest, backend_reason=reason
+        )
+
+    timings: dict[str, float] = {}
+
+    @contextmanager
+    def step(label: str, detail: str = "") -> Iterator[None]:
+        progress.step(label, detail)
+        start = time.perf_counter()
+        yield
+        timings[label] = round(time.perf_counter() - start, 3)
+
+    with _layer_lock(out, name):
+        if not options.force and (manifest := _cached(published, key, name)) is not None:
+            # Another build of the same inputs finished while this one waited for the lock.
+            return BuildResult(name=name, status="up-to-date", path=published, manifest=manifest)
+        build_dir = out / BUILDS_DIR / f"{name}-{key[:12]}-{uuid.uuid4().hex[:8]}"
+        staging = out / BUILDS_DIR / f".staging-{build_dir.name}"
+        tree = staging / TREE_DIR
+        tree.mkdir(parents=True)
+        try:
+            with step(
+                "resolve", f"{', '.join(requirements.names)} with {backend.name} for {target.describe()}"
+            ):
+                resolved = backend.resolve(
+                    ResolveRequest(requirements=options.requirements, target=target, staging=tree), progress
+                )
+            with step("slim", "removing files the runtime can never load"):
+                slimmed = slim(tree, target)
+            with step("package", f"{name}.zip"):
+                packaged = write_zip(tree, staging / f"{name}.zip")
+            if options.validate:
+                with step("validate", "static audit and import check"):
+                    report = validate_tree(
+                        tree, target, zipped_bytes=packaged.zipped_bytes, extra=slimmed.problems
+                    )
+                validation = report.to_dict()
+                if report.verdict == "invalid":
+                    raise InvalidLayer(
+                        f"the {name} layer for {target.describe()} is invalid; it was not published",
+                        hint="fix the problems listed, or pass --no-validate to publish it unvalidated",
+                        step="validate",
+                        report=validation,
+                    )
+            else:
+                validation = {"verdict": "unvalidated", "ok": False}
+            manifest = {
+                "schema": MANIFEST_SCHEMA,
+                "name": name,
+                "tool": {"name": "lambdakit", "version": __version__},
+                "runtime": target.runtime,
+                "arch": target.arch.name,
+                "os": target.os_name,
+                "runtime_glibc": target.glibc_text,
+                "highest_glibc_needed": ".".join(map(str, glibc)) if (glibc := highest_glibc(tree)) else None,
+                "backend": backend.name,
+                "cache_key": key,
+                "packages": resolved.distributions,
+                "sizes": {"unzipped": packaged.unzipped_bytes, "zipped": packaged.zipped_bytes},
+                "slim": {"removed_files": len(slimmed.removed), "bytes_saved": slimmed.bytes_saved},
+                "zip": {"file": packaged.zip_path.name, "sha256": packaged.zip_sha256},
+                "validation": validation,
+                "files": packaged.files,
+            }
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+            with step("publish", str(published)):
+                staging.rename(build_dir)
+                _publish(out, name, build_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return BuildResult(
+        name=name, status="built", path=published, manifest=manifest, backend_reason=reason, timings=timings
+    )
+
+
+def export(result: BuildResult, dest: Path, *, function_package: bool) -> None:
+    """Copy the published tree where another tool expects it (SAM's ARTIFACTS_DIR)."""
+    source = result.tree / "python" if function_package else result.tree
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source, dest, dirs_exist_ok=True)

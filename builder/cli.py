@@ -1,0 +1,323 @@
+"""The `lambdakit` command: parse options, call the library, render the result."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from builder import __version__, runtimes
+from builder.build import BuildOptions, BuildResult, build_layer, export
+from builder.errors import EXIT_INVALID, EXIT_NOT_VERIFIED, EXIT_OK, LambdakitError
+from builder.validate import DEFAULT_OUT, ValidationReport, layer_tree, validate_tree
+
+RUNTIME_OPTION = click.option(
+    "--runtime",
+    type=click.Choice(runtimes.runtime_names()),
+    default=runtimes.DEFAULT_RUNTIME,
+    show_default=True,
+    help="Lambda Python runtime the layer is for.",
+)
+ARCH_OPTION = click.option(
+    "--arch",
+    type=click.Choice(runtimes.ARCHES),
+    default=runtimes.DEFAULT_ARCH,
+    show_default=True,
+    help="Lambda architecture the layer is for.",
+)
+JSON_OPTION = click.option("--json", "json_output", is_flag=True, help="Print one JSON document on stdout.")
+
+
+class TerminalProgress:
+    """Step lines on stderr, with the time since the previous step; tool output only when verbose."""
+
+    def __init__(self, *, verbose: bool) -> None:
+        self.verbose = verbose
+        self.started = time.perf_counter()
+
+    def step(self, name: str, detail: str = "") -> None:
+        elapsed = time.perf_counter() - self.started
+        click.secho(f"[{elapsed:6.1f}s] {name:<9} {detail}", err=True, fg="cyan")
+
+    def output(self, line: str) -> None:
+        if self.verbose:
+            click.echo(f"           {line}", err=True)
+
+
+class NoProgress:
+    def step(self, name: str, detail: str = "") -> None:
+        pass
+
+    def output(self, line: str) -> None:
+        pass
+
+
+def _emit_json(document: dict[str, Any]) -> None:
+    click.echo(json.dumps(document, indent=2, sort_keys=True, default=str))
+
+
+@contextmanager
+def _user_errors(json_output: bool) -> Iterator[None]:
+    """Render lambdakit's own errors without a traceback and exit with their code."""
+    try:
+        yield
+    except LambdakitError as err:
+        if json_output:
+            _emit_json({"ok": False, **err.to_dict()})
+        else:
+            click.secho(f"error: {err.message}", err=True, fg="red")
+            report = getattr(err, "report", None)
+            if report:
+                _render_problems(report["problems"], err=True)
+            if err.hint:
+                click.echo(f"hint: {err.hint}", err=True)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted: nothing was published; the previous layer is unchanged", err=True)
+        sys.exit(130)
+
+
+def _render_problems(problems: list[dict[str, str]], *, err: bool = False) -> None:
+    for problem in problems:
+        colour = "red" if problem["severity"] == "error" else "yellow"
+        click.secho(f"  {problem['severity']:<7} {problem['code']:<20} {problem['path']}", fg=colour, err=err)
+        click.echo(f"          {problem['message']}", err=err)
+        click.echo(f"          hint: {problem['hint']}", err=err)
+
+
+def _render_imports(imports: dict[str, Any]) -> None:
+    status = imports["status"]
+    if status == "not-verified":
+        click.secho(f"  imports: NOT VERIFIED ({imports['reason']})", fg="yellow")
+        return
+    click.echo(f"  imports checked in {imports['where']}:")
+    for module, error in imports["modules"].items():
+        click.secho(
+            f"    {module}: {'ok' if error is None else error}", fg="green" if error is None else "red"
+        )
+
+
+def _verdict_exit(verdict: str) -> int:
+    return {"valid": EXIT_OK, "invalid": EXIT_INVALID, "not-verified": EXIT_NOT_VERIFIED}.get(
+        verdict, EXIT_OK
+    )
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="lambdakit")
+def cli() -> None:
+    """Build and validate AWS Lambda layers with compiled dependencies.
+
+    \b
+    Exit codes (every command):
+      0  done, and everything was checked
+      1  invalid: the layer (or requirement set) cannot work on the runtime
+      2  usage or environment error (bad option, missing file, no Docker, ...)
+      3  built and statically audited, but the import could not be checked here
+    """
+
+
+@cli.command("build-layer")
+@click.argument("name", default="psycopg2")
+@click.option(
+    "-r",
+    "--requirements",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Requirements file. Default: layers/NAME/requirements.txt.",
+)
+@RUNTIME_OPTION
+@ARCH_OPTION
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "pip", "docker"]),
+    default="auto",
+    show_default=True,
+    help="pip: resolve only wheels the runtime loads (no Docker). docker: build in the Lambda build image. "
+    "auto: docker when its engine and image are available, else pip.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=DEFAULT_OUT,
+    show_default=True,
+    help="Where OUT/NAME/{tree/,NAME.zip,layer.json} is published.",
+)
+@click.option(
+    "--no-validate", is_flag=True, help="Publish without audit or import check (marked unvalidated)."
+)
+@click.option("--force", is_flag=True, help="Rebuild even when the inputs are unchanged.")
+@click.option(
+    "--export",
+    "export_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Also copy the layer tree (python/...) into this directory, e.g. SAM's $(ARTIFACTS_DIR).",
+)
+@click.option(
+    "--export-function",
+    "export_function_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Also copy the packages (the contents of python/) into this directory, as a function package.",
+)
+@JSON_OPTION
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.option("-v", "--verbose", is_flag=True, help="Show the resolver's own output.")
+def build_layer_command(
+    name: str,
+    requirements: Path | None,
+    runtime: str,
+    arch: str,
+    backend: str,
+    out: Path,
+    no_validate: bool,
+    force: bool,
+    export_dir: Path | None,
+    export_function_dir: Path | None,
+    json_output: bool,
+    quiet: bool,
+    verbose: bool,
+) -> None:
+    """Build the layer NAME (default: psycopg2) for one runtime and architecture.
+
+    \b
+    Examples:
+      lambdakit build-layer                          # layers/psycopg2, python3.12, x86_64
+      lambdakit build-layer psycopg2 --runtime python3.11 --arch arm64
+      lambdakit build-layer mydeps -r requirements.txt --runtime python3.13 --json
+
+    The layer is resolved, slimmed, zipped, audited and import-checked, then
+    published atomically; an invalid layer is never published. Unchanged inputs
+    are not rebuilt.
+    """
+    with _user_errors(json_output):
+        options = BuildOptions(
+            name=name,
+            requirements=requirements or Path("layers") / name / "requirements.txt",
+            target=runtimes.target(runtime, arch),
+            out=out,
+            backend=backend,  # type: ignore[arg-type]
+            validate=not no_validate,
+            force=force,
+        )
+        progress = NoProgress() if (quiet or json_output) else TerminalProgress(verbose=verbose)
+        result = build_layer(options, progress)
+        if export_dir is not None:
+            export(result, export_dir, function_package=False)
+        if export_function_dir is not None:
+            export(result, export_function_dir, function_package=True)
+    if json_output:
+        _emit_json(_build_document(result))
+    elif not quiet:
+        _render_build(result)
+    sys.exit(_verdict_exit(result.verdict))
+
+
+def _build_document(result: BuildResult) -> dict[str, Any]:
+    manifest = {k: v for k, v in result.manifest.items() if k != "files"}
+    return {
+        "ok": result.verdict in ("valid", "unvalidated"),
+        "status": result.status,
+        "path": str(result.path),
+        "zip": str(result.zip_path),
+        "backend_reason": result.backend_reason,
+        "timings": result.timings,
+        "manifest": manifest,
+    }
+
+
+def _render_build(result: BuildResult) -> None:
+    m: dict[str, Any] = result.manifest
+    verb = "Built" if result.status == "built" else "Up to date:"
+    click.secho(
+        f"{verb} {result.name} for {m['runtime']} {m['arch']} ({m['os']}) with {m['backend']}", bold=True
+    )
+    packages = ", ".join(f"{n} {v}" for n, v in m["packages"].items())
+    click.echo(f"  packages: {packages}")
+    sizes, slimmed = m["sizes"], m["slim"]
+    click.echo(
+        f"  size: {_mb(sizes['unzipped'])} unzipped, {_mb(sizes['zipped'])} zipped "
+        f"(slim removed {slimmed['removed_files']} files, {_mb(slimmed['bytes_saved'])})"
+    )
+    click.echo(f"  glibc: needs {m['highest_glibc_needed'] or 'none'}, runtime has {m['runtime_glibc']}")
+    validation = m["validation"]
+    if validation["verdict"] == "unvalidated":
+        click.secho("  validation: SKIPPED (--no-validate)", fg="yellow")
+    else:
+        click.echo(f"  validation: {validation['verdict']}")
+        _render_problems(validation["problems"])
+        _render_imports(validation["imports"])
+    click.echo(f"  zip: {result.zip_path}")
+    click.echo(f"  sha256: {m['zip']['sha256']}")
+
+
+@cli.command("validate")
+@click.argument("path", type=click.Path(path_type=Path, exists=True))
+@RUNTIME_OPTION
+@ARCH_OPTION
+@JSON_OPTION
+def validate_command(path: Path, runtime: str, arch: str, json_output: bool) -> None:
+    """Prove that the layer at PATH loads on the runtime.
+
+    PATH is a layer directory (with python/), a layer zip, a build output
+    (build/layers/NAME) or a layer's source folder (layers/NAME, meaning its
+    build output). Every binary is audited statically (format, architecture,
+    Python ABI, glibc symbol versions, needed libraries, layout, size), then each
+    top-level module is imported in the runtime's image or a local interpreter of
+    the same version. A check that cannot run is reported "not verified", and the
+    exit code is 3, never 0.
+    """
+    with _user_errors(json_output):
+        target = runtimes.target(runtime, arch)
+        with layer_tree(path) as (tree, zipped_bytes):
+            report = validate_tree(tree, target, zipped_bytes=zipped_bytes)
+    if json_output:
+        _emit_json(report.to_dict())
+    else:
+        _render_validation(path, report)
+    sys.exit(_verdict_exit(report.verdict))
+
+
+def _render_validation(path: Path, report: ValidationReport) -> None:
+    colour = {"valid": "green", "invalid": "red", "not-verified": "yellow"}[report.verdict]
+    click.secho(f"{path}: {report.verdict.upper()} for {report.target.describe()}", fg=colour, bold=True)
+    document = report.to_dict()
+    _render_problems(document["problems"])  # type: ignore[arg-type]
+    _render_imports(document["imports"])  # type: ignore[arg-type]
+
+
+@cli.command("runtimes")
+@JSON_OPTION
+def runtimes_command(json_output: bool) -> None:
+    """List the runtimes and architectures lambdakit knows, with their facts."""
+    rows = [
+        {
+            "runtime": t.runtime,
+            "arch": t.arch.name,
+            "os": t.os_name,
+            "glibc": t.glibc_text,
+            "deprecated": t.deprecated,
+            "build_image": t.build_image,
+            "runtime_image": t.runtime_image,
+            "platform_tags": list(t.platform_tags),
+        }
+        for t in runtimes.all_targets()
+    ]
+    if json_output:
+        _emit_json({"schema": 1, "runtimes": rows})
+        return
+    for row in rows:
+        note = " (deprecated)" if row["deprecated"] else ""
+        click.echo(f"{row['runtime']:<11} {row['arch']:<7} {row['os']:<18} glibc {row['glibc']}{note}")
+
+
+def main() -> None:
+    cli()

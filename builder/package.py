@@ -1,0 +1,110 @@
+"""Deterministic zip, the layer manifest, and the cache key that decides a rebuild.
+
+Two builds of the same inputs give byte-identical zips: entries are sorted, and
+timestamps, permissions and the creating system are fixed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder import __version__
+
+# The earliest timestamp a zip can hold; any fixed value works, this one is conventional.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+MANIFEST_SCHEMA = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class PackageResult:
+    zip_path: Path
+    zip_sha256: str
+    zipped_bytes: int
+    unzipped_bytes: int
+    files: dict[str, str]  # relative path -> sha256
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _entries(tree: Path) -> list[Path]:
+    return sorted(
+        (p for p in tree.rglob("*") if p.is_file() or p.is_dir()),
+        key=lambda p: p.relative_to(tree).as_posix(),
+    )
+
+
+def _zip_info(name: str, mode: int) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+    info.create_system = 3  # Unix, so the permission bits below are honoured on extraction
+    info.external_attr = mode << 16
+    return info
+
+
+def write_zip(tree: Path, zip_path: Path) -> PackageResult:
+    files: dict[str, str] = {}
+    unzipped = 0
+    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in _entries(tree):
+            name = path.relative_to(tree).as_posix()
+            if path.is_symlink():
+                raise ValueError(f"{name} is a symbolic link; layers are zip files and cannot hold links")
+            if path.is_dir():
+                archive.writestr(_zip_info(name + "/", stat.S_IFDIR | 0o755), b"")
+                continue
+            executable = os.access(path, os.X_OK)
+            info = _zip_info(name, stat.S_IFREG | (0o755 if executable else 0o644))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            data = path.read_bytes()
+            archive.writestr(info, data)
+            files[name] = hashlib.sha256(data).hexdigest()
+            unzipped += len(data)
+    return PackageResult(
+        zip_path=zip_path,
+        zip_sha256=_sha256_file(zip_path),
+        zipped_bytes=zip_path.stat().st_size,
+        unzipped_bytes=unzipped,
+        files=files,
+    )
+
+
+def cache_key(
+    *, requirements_text: str, runtime: str, arch: str, backend: str, catalogue_text: str, validate: bool
+) -> str:
+    """Everything that changes the output. The tool version is in it: a new lambdakit rebuilds."""
+    material = json.dumps(
+        {
+            "requirements": requirements_text,
+            "runtime": runtime,
+            "arch": arch,
+            "backend": backend,
+            "catalogue": hashlib.sha256(catalogue_text.encode()).hexdigest(),
+            "validate": validate,
+            "tool": __version__,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def read_manifest(path: Path) -> dict[str, object] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("schema") == MANIFEST_SCHEMA else None
+
+
+def zip_matches(manifest: dict[str, object], zip_path: Path) -> bool:
+    return zip_path.is_file() and manifest.get("zip", {}).get("sha256") == _sha256_file(zip_path)  # type: ignore[union-attr]

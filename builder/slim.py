@@ -1,0 +1,158 @@
+"""Remove what the runtime can never load, and nothing it could.
+
+Every rule removes files that cannot take part in an import on the target:
+bytecode for the build host's Python, extension modules for other Pythons,
+operating systems or CPUs, and libraries bundled by auditwheel-style wheels
+(`<pkg>.libs/`) that no remaining binary needs. Metadata (*.dist-info) stays:
+importlib.metadata reads it at run time.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from builder.audit.elf import ElfReadError, binary_format, read_elf
+from builder.layout import PYTHON_DIR
+from builder.problems import Problem
+from builder.runtimes import Target
+
+# The tag between a module's name and ".so" when it names a Python ABI:
+# cpython-312-x86_64-linux-gnu, cpython-36m-darwin, abi3, pypy310-pp73-..., cp310-win_amd64.
+_PYTHON_TAG = re.compile(r"^(cpython-\d+[a-z]*(-[\w-]+)?|abi3|pypy\d*[\w-]*|cp\d+[\w-]*|graalpy[\w-]*)$")
+_BINARY_SUFFIXES = (".so", ".pyd", ".dylib")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SlimResult:
+    removed: tuple[str, ...]
+    bytes_saved: int
+    problems: tuple[Problem, ...] = field(default_factory=tuple)
+
+
+def extension_tag(name: str) -> str | None:
+    """The Python ABI tag in an extension module's file name, or None when it has none."""
+    parts = name.split(".")
+    if len(parts) >= 3 and parts[-1] in ("so", "pyd") and _PYTHON_TAG.match(parts[-2]):
+        return parts[-2]
+    return None
+
+
+def _loadable_tag(tag: str, target: Target) -> bool:
+    return f".{tag}.so" in target.extension_suffixes
+
+
+def _is_binary_candidate(path: Path) -> bool:
+    name = path.name
+    return name.endswith(_BINARY_SUFFIXES) or ".so." in name
+
+
+def _runs_on_target(path: Path, target: Target) -> bool:
+    """True when the file is an ELF for the target's CPU (or not a binary at all)."""
+    kind = binary_format(path)
+    if kind == "other":
+        return True
+    if kind != "elf":
+        return False
+    try:
+        facts = read_elf(path)
+    except ElfReadError:
+        return True  # unparseable: leave it for the audit to report, never delete blindly
+    return facts.machine == target.arch.elf_machine and facts.elf_class == target.arch.elf_class
+
+
+def _foreign_extensions(python_dir: Path, target: Target) -> tuple[list[Path], list[Problem]]:
+    """Extension modules the target cannot load, and modules left with no loadable build."""
+    removed: list[Path] = []
+    variants: dict[tuple[Path, str], list[Path]] = defaultdict(list)
+    for path in sorted(python_dir.rglob("*")):
+        if not path.is_file() or not _is_binary_candidate(path):
+            continue
+        tag = extension_tag(path.name)
+        if tag is not None or path.name.endswith(".pyd"):
+            variants[(path.parent, path.name.split(".", 1)[0])].append(path)
+        foreign_abi = path.name.endswith(".pyd") or (tag is not None and not _loadable_tag(tag, target))
+        if foreign_abi or not _runs_on_target(path, target):
+            removed.append(path)
+    gone = set(removed)
+    problems = []
+    for (parent, stem), files in sorted(variants.items()):
+        if all(f in gone for f in files):
+            module = (parent / stem).relative_to(python_dir).as_posix()
+            builds = sorted({extension_tag(f.name) or f.suffix for f in files})
+            problems.append(
+                Problem(
+                    code="no-compatible-binary",
+                    path=f"{PYTHON_DIR}/{module}",
+                    message=(
+                        f"{module} has builds for {', '.join(builds)} but none that "
+                        f"{target.runtime} on {target.arch.name} can load "
+                        f"(it needs {target.extension_suffixes[0]} or .abi3.so)"
+                    ),
+                    hint=(
+                        f"this package release does not support {target.runtime}/{target.arch.name}: "
+                        "use one that publishes wheels for it (for aws-psycopg2: psycopg2-binary), "
+                        "or an older runtime"
+                    ),
+                )
+            )
+    return removed, problems
+
+
+def _unreferenced_bundled_libraries(python_dir: Path, removed: set[Path]) -> list[Path]:
+    """Libraries in `<pkg>.libs/` that no remaining binary needs, directly or through another."""
+    bundled: dict[str, Path] = {}
+    needed_by: dict[Path, tuple[str, ...]] = {}
+    for path in python_dir.rglob("*"):
+        if path in removed or not path.is_file() or not _is_binary_candidate(path):
+            continue
+        if binary_format(path) != "elf":
+            continue
+        try:
+            facts = read_elf(path)
+        except ElfReadError:
+            continue
+        needed_by[path] = facts.needed
+        if path.parent.name.endswith(".libs"):
+            bundled[path.name] = path
+            if facts.soname:
+                bundled.setdefault(facts.soname, path)
+    wanted: set[Path] = set()
+    frontier = [p for p in needed_by if not p.parent.name.endswith(".libs")]
+    while frontier:
+        current = frontier.pop()
+        for soname in needed_by.get(current, ()):
+            lib = bundled.get(soname)
+            if lib is not None and lib not in wanted:
+                wanted.add(lib)
+                frontier.append(lib)
+    return sorted(set(bundled.values()) - wanted)
+
+
+def slim(root: Path, target: Target) -> SlimResult:
+    python_dir = root / PYTHON_DIR
+    if not python_dir.is_dir():
+        return SlimResult(removed=(), bytes_saved=0)
+    doomed: list[Path] = []
+    # pip --target writes console scripts with the build host's interpreter in the
+    # shebang; Lambda only puts /opt/bin on PATH, so they can never run from here.
+    doomed += [p for p in (python_dir / "bin").rglob("*") if p.is_file()]
+    doomed += [p for p in python_dir.rglob("*.py[co]") if p.is_file()]
+    foreign, problems = _foreign_extensions(python_dir, target)
+    doomed += foreign
+    doomed += _unreferenced_bundled_libraries(python_dir, set(doomed))
+    saved = 0
+    names = []
+    for path in sorted(set(doomed)):
+        saved += path.stat().st_size
+        names.append(path.relative_to(root).as_posix())
+        path.unlink()
+    for cache_dir in sorted(python_dir.rglob("__pycache__"), reverse=True):
+        shutil.rmtree(cache_dir, ignore_errors=True)
+    bin_dir = python_dir / "bin"
+    if bin_dir.is_dir():
+        shutil.rmtree(bin_dir)
+    return SlimResult(removed=tuple(names), bytes_saved=saved, problems=tuple(problems))

@@ -1,0 +1,275 @@
+"""build-layer end to end with the pip backend: real pip, real wheels, real interpreters."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from builder import runtimes
+from builder.build import BuildOptions, build_layer
+from builder.cli import cli
+from builder.errors import InvalidLayer, ResolveError
+from builder.progress import Silent
+from builder.verify import find_interpreter, host_arch
+
+LAMBDAKIT = [sys.executable, "-m", "builder"]
+PSYCOPG2_BINARY = "psycopg2-binary==2.9.11"
+
+
+def _requirements(tmp_path: Path, *lines: str) -> Path:
+    path = tmp_path / "requirements.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _build(
+    tmp_path: Path, requirements: Path, runtime: str, arch: str = "x86_64", *, name: str = "layer", **kw
+):
+    options = BuildOptions(
+        name=name,
+        requirements=requirements,
+        target=runtimes.target(runtime, arch),
+        out=tmp_path / "out",
+        backend="pip",
+        **kw,
+    )
+    return build_layer(options, Silent())
+
+
+def _interpreter_expected(runtime: str, arch: str) -> bool:
+    target = runtimes.target(runtime, arch)
+    return arch == host_arch() and find_interpreter(target.version) is not None
+
+
+@pytest.mark.parametrize("arch", runtimes.ARCHES)
+@pytest.mark.parametrize("runtime", runtimes.runtime_names())
+def test_psycopg2_binary_every_runtime_and_arch(tmp_path, runtime, arch):
+    result = _build(tmp_path, _requirements(tmp_path, PSYCOPG2_BINARY), runtime, arch)
+    manifest = result.manifest
+    assert manifest["packages"] == {"psycopg2-binary": "2.9.11"}
+    validation = manifest["validation"]
+    assert validation["problems"] == []
+    target = runtimes.target(runtime, arch)
+    tag = f"cpython-{target.python_tag[2:]}-{target.arch.multiarch}"
+    extensions = [p.name for p in (result.tree / "python" / "psycopg2").glob("_psycopg*.so")]
+    assert extensions == [f"_psycopg.{tag}.so"]
+    if _interpreter_expected(runtime, arch):
+        assert result.verdict == "valid"
+        assert validation["imports"]["modules"] == {"psycopg2": None}
+        assert f"python{runtimes.target(runtime, arch).version}" in validation["imports"]["where"]
+    else:
+        # No interpreter of that version/arch here: said plainly, never a pass.
+        assert result.verdict == "not-verified"
+        assert validation["ok"] is False
+        assert validation["imports"]["reason"]
+    assert manifest["highest_glibc_needed"] <= runtimes.target(runtime, arch).glibc_text
+    assert set(manifest["files"]) == {
+        n for n in zipfile.ZipFile(result.zip_path).namelist() if not n.endswith("/")
+    }
+
+
+def test_aws_psycopg2_python310_is_pruned_to_what_loads(tmp_path):
+    result = _build(tmp_path, _requirements(tmp_path, "aws-psycopg2==1.3.8"), "python3.10")
+    assert result.verdict == "valid"
+    binaries = sorted(p.name for p in (result.tree / "python" / "psycopg2").glob("_psycopg*"))
+    assert binaries == ["_psycopg.cpython-310-x86_64-linux-gnu.so"]
+    manifest = result.manifest
+    assert manifest["slim"]["bytes_saved"] > 60_000_000
+    assert manifest["sizes"]["unzipped"] < 15_000_000
+    assert (result.tree / "python" / "aws_psycopg2-1.3.8.dist-info" / "METADATA").is_file()
+
+
+def test_aws_psycopg2_python312_fails_clearly(tmp_path):
+    with pytest.raises(InvalidLayer) as err:
+        _build(tmp_path, _requirements(tmp_path, "aws-psycopg2==1.3.8"), "python3.12")
+    problems = err.value.report["problems"]
+    codes = {p["code"] for p in problems}
+    assert "no-compatible-binary" in codes
+    message = next(p for p in problems if p["code"] == "no-compatible-binary")
+    assert "psycopg2/_psycopg" in message["path"] and "python3.12" in message["message"]
+    assert "psycopg2-binary" in message["hint"]
+    assert not (tmp_path / "out" / "layer").exists()
+
+
+def test_no_compatible_wheel_names_package_runtime_and_tags(tmp_path):
+    # numpy 2.3.5 publishes only manylinux_2_27/2_28 wheels for cp311; python3.11 has glibc 2.26.
+    with pytest.raises(ResolveError) as err:
+        _build(tmp_path, _requirements(tmp_path, "numpy==2.3.5"), "python3.11")
+    message = err.value.message
+    assert "numpy==2.3.5" in message and "python3.11" in message and "manylinux_2_26_x86_64" in message
+    assert "--backend docker" in err.value.hint
+
+
+def test_source_only_psycopg2_points_to_the_binary_flavour(tmp_path):
+    with pytest.raises(ResolveError) as err:
+        _build(tmp_path, _requirements(tmp_path, "psycopg2==2.9.10"), "python3.12")
+    assert "psycopg2-binary" in err.value.hint
+
+
+def test_rebuild_with_unchanged_inputs_is_a_noop(tmp_path):
+    requirements = _requirements(tmp_path, PSYCOPG2_BINARY)
+    first = _build(tmp_path, requirements, "python3.12")
+    target_dir = os.readlink(first.path)
+    second = _build(tmp_path, requirements, "python3.12")
+    assert (first.status, second.status) == ("built", "up-to-date")
+    assert os.readlink(second.path) == target_dir
+    assert second.timings == {}
+
+
+def test_clean_builds_give_the_same_zip(tmp_path):
+    requirements = _requirements(tmp_path, PSYCOPG2_BINARY)
+    first = _build(tmp_path, requirements, "python3.12", name="a")
+    second = _build(tmp_path, requirements, "python3.12", name="a", force=True)
+    assert second.status == "built"
+    assert first.manifest["zip"]["sha256"] == second.manifest["zip"]["sha256"]
+    assert first.manifest["cache_key"] == second.manifest["cache_key"]
+
+
+def test_failed_build_keeps_the_previous_layer(tmp_path):
+    good = _build(tmp_path, _requirements(tmp_path, PSYCOPG2_BINARY), "python3.12")
+    before = good.zip_path.read_bytes()
+    with pytest.raises(ResolveError):
+        _build(tmp_path, _requirements(tmp_path, "numpy==2.3.5"), "python3.11")
+    assert good.zip_path.read_bytes() == before
+    assert not list((tmp_path / "out" / ".builds").glob(".staging-*"))
+
+
+def test_interrupted_build_keeps_the_previous_layer(tmp_path):
+    requirements = _requirements(tmp_path, "aws-psycopg2==1.3.8")
+    out = tmp_path / "out"
+    argv = [
+        *LAMBDAKIT,
+        "build-layer",
+        "x",
+        "-r",
+        str(requirements),
+        "--runtime",
+        "python3.10",
+        "--backend",
+        "pip",
+        "--out",
+        str(out),
+        "-q",
+    ]
+    subprocess.run(argv, check=True)
+    published = out / "x"
+    link, zip_bytes = os.readlink(published), (published / "x.zip").read_bytes()
+    proc = subprocess.Popen([*argv, "--force"], stderr=subprocess.PIPE, text=True)
+    # Interrupt while pip is unpacking the 73 MB wheel, before anything is published.
+    deadline = time.monotonic() + 60
+    while not list((out / ".builds").glob(".staging-*/tree/python/*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "previous layer is unchanged" in stderr and "Traceback" not in stderr
+    assert os.readlink(published) == link
+    assert (published / "x.zip").read_bytes() == zip_bytes
+    assert not list((out / ".builds").glob(".staging-*"))
+
+
+def test_concurrent_builds_of_one_layer_do_not_corrupt_it(tmp_path):
+    requirements = _requirements(tmp_path, PSYCOPG2_BINARY)
+    out = tmp_path / "out"
+    argv = [
+        *LAMBDAKIT,
+        "build-layer",
+        "c",
+        "-r",
+        str(requirements),
+        "--backend",
+        "pip",
+        "--out",
+        str(out),
+        "--json",
+        "--force",
+    ]
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [json.loads(p.communicate(timeout=300)[0]) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    assert all(r["status"] == "built" for r in results)
+    manifest = json.loads((out / "c" / "layer.json").read_text())
+    assert manifest["zip"]["sha256"] in {r["manifest"]["zip"]["sha256"] for r in results}
+    assert len([d for d in (out / ".builds").iterdir() if d.is_dir()]) == 1
+
+
+def test_cli_bad_requirement_is_a_clear_usage_error(tmp_path):
+    requirements = _requirements(tmp_path, "psycopg2-binary=>2.9")
+    result = CliRunner().invoke(
+        cli, ["build-layer", "bad", "-r", str(requirements), "--backend", "pip", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert "is not a valid requirement" in result.output and "requirements.txt:1" in result.output
+    assert "hint:" in result.output and "Traceback" not in result.output
+
+
+def test_cli_missing_layer_definition(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["build-layer", "nosuch", "--backend", "pip"])
+    assert result.exit_code == 2
+    assert "layers/nosuch/requirements.txt does not exist" in result.output
+
+
+def test_cli_json_for_a_failed_resolve(tmp_path):
+    requirements = _requirements(tmp_path, "numpy==2.3.5")
+    result = CliRunner().invoke(
+        cli,
+        [
+            "build-layer",
+            "np",
+            "-r",
+            str(requirements),
+            "--runtime",
+            "python3.11",
+            "--backend",
+            "pip",
+            "--out",
+            str(tmp_path),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 1
+    document = json.loads(result.output)
+    assert document["ok"] is False and document["step"] == "resolve" and "numpy" in document["message"]
+
+
+def test_cli_build_then_validate_the_output(tmp_path):
+    requirements = _requirements(tmp_path, PSYCOPG2_BINARY)
+    out = tmp_path / "out"
+    built = CliRunner().invoke(
+        cli,
+        [
+            "build-layer",
+            "pg",
+            "-r",
+            str(requirements),
+            "--backend",
+            "pip",
+            "--out",
+            str(out),
+            "--json",
+            "--export",
+            str(tmp_path / "artifacts"),
+            "--export-function",
+            str(tmp_path / "function"),
+        ],
+    )
+    assert built.exit_code == 0, built.output
+    assert json.loads(built.output)["manifest"]["validation"]["verdict"] == "valid"
+    assert (tmp_path / "artifacts" / "python" / "psycopg2" / "__init__.py").is_file()
+    assert (tmp_path / "function" / "psycopg2" / "__init__.py").is_file()
+    for path in (out / "pg", out / "pg" / "pg.zip"):
+        checked = CliRunner().invoke(cli, ["validate", str(path), "--runtime", "python3.12", "--json"])
+        assert checked.exit_code == 0, checked.output
+        report = json.loads(checked.output)
+        assert report["ok"] is True and report["runtime"] == "python3.12" and report["arch"] == "x86_64"
+        assert set(report) >= {"schema", "ok", "verdict", "problems", "imports"}

@@ -1,0 +1,69 @@
+import json
+
+import pytest
+
+from builder import runtimes
+
+
+def test_catalogue_covers_every_runtime_and_arch():
+    names = runtimes.runtime_names()
+    assert names == [f"python3.{minor}" for minor in range(9, 15)]
+    assert len(runtimes.all_targets()) == 12
+
+
+@pytest.mark.parametrize(
+    ("runtime", "glibc", "os_id"),
+    [
+        ("python3.9", (2, 26), "amazonlinux2"),
+        ("python3.11", (2, 26), "amazonlinux2"),
+        ("python3.12", (2, 34), "amazonlinux2023"),
+        ("python3.14", (2, 34), "amazonlinux2023"),
+    ],
+)
+def test_os_and_glibc(runtime, glibc, os_id):
+    t = runtimes.target(runtime, "x86_64")
+    assert (t.glibc, t.os_id) == (glibc, os_id)
+
+
+def test_platform_tags_never_exceed_glibc_and_include_aliases():
+    tags = runtimes.target("python3.11", "x86_64").platform_tags
+    assert tags[0] == "manylinux_2_26_x86_64"
+    assert "manylinux_2_27_x86_64" not in tags
+    assert {
+        "manylinux1_x86_64",
+        "manylinux2010_x86_64",
+        "manylinux2014_x86_64",
+        "manylinux_2_5_x86_64",
+    } <= set(tags)
+    arm = runtimes.target("python3.12", "arm64").platform_tags
+    assert arm[0] == "manylinux_2_34_aarch64" and arm[-1] == "manylinux2014_aarch64"
+    assert "manylinux_2_16_aarch64" not in arm and not any("manylinux1" in t for t in arm)
+
+
+def test_images_and_abi():
+    t = runtimes.target("python3.13", "arm64")
+    assert t.build_image == "public.ecr.aws/sam/build-python3.13:latest-arm64"
+    assert t.runtime_image == "public.ecr.aws/lambda/python:3.13-arm64"
+    assert t.python_tag == "cp313"
+    assert t.extension_suffixes[0] == ".cpython-313-aarch64-linux-gnu.so"
+
+
+def test_unknown_runtime_names_the_choices():
+    with pytest.raises(ValueError, match=r"python3\.12"):
+        runtimes.target("python2.7", "x86_64")
+    with pytest.raises(ValueError, match="x86_64, arm64"):
+        runtimes.target("python3.12", "ppc64le")
+
+
+def test_catalogue_check_rejects_inconsistent_rows():
+    from importlib import resources
+
+    data = json.loads(resources.files("builder").joinpath("data/runtimes.json").read_text())
+    data["runtimes"].append(
+        {"name": "python3.15", "version": "3.15", "os": "amazonlinux2", "deprecated": False}
+    )
+    with pytest.raises(runtimes.CatalogueError, match="older glibc"):
+        runtimes._check(data)
+    data["runtimes"][-1]["os"] = "windows"
+    with pytest.raises(runtimes.CatalogueError, match="unknown OS"):
+        runtimes._check(data)
