@@ -60,8 +60,8 @@ def zip_tree(root: Path, dest: Path) -> int:
 
 def lambdakit(work: Path, requirement: str, runtime: str, *, force: bool) -> Path:
     (work / "requirements.txt").write_text(requirement + "\n")
-    argv = [str(VENV_BIN / "lambdakit"), "build-layer", "bench", "-r", "requirements.txt", "--runtime", runtime,
-            "--backend", "pip", "--out", "out", "-q"]  # fmt: skip
+    argv = [str(VENV_BIN / "lambdakit"), "build-layer", "bench", "-r", "requirements.txt",
+            "--runtime", runtime, "--backend", "pip", "--out", "out", "-q"]  # fmt: skip
     subprocess.run([*argv, *(["--force"] if force else [])], cwd=work, check=False, stdout=subprocess.DEVNULL)
     return work / "out" / "bench"
 

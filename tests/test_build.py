@@ -273,3 +273,68 @@ def test_cli_build_then_validate_the_output(tmp_path):
         report = json.loads(checked.output)
         assert report["ok"] is True and report["runtime"] == "python3.12" and report["arch"] == "x86_64"
         assert set(report) >= {"schema", "ok", "verdict", "problems", "imports"}
+
+
+def test_psycopg3_binary_flavour(tmp_path):
+    result = _build(tmp_path, _requirements(tmp_path, "psycopg[binary]==3.2.13"), "python3.12")
+    assert result.verdict == "valid", result.manifest["validation"]
+    assert {"psycopg", "psycopg-binary"} <= set(result.manifest["packages"])
+    assert {"psycopg", "psycopg_binary"} <= set(result.manifest["validation"]["imports"]["modules"])
+
+
+def test_mixed_requirements_pick_wheels_for_amazon_linux_2(tmp_path):
+    # pydantic-core publishes manylinux_2_34 wheels beside manylinux_2_17 ones; a
+    # resolver offering 2_34 tags for python3.11 (glibc 2.26) would pick the wrong one.
+    requirements = _requirements(tmp_path, "numpy==2.2.6", "cryptography==46.0.3", "pydantic-core==2.41.5",
+                                 "lxml==6.0.2")  # fmt: skip
+    result = _build(tmp_path, requirements, "python3.11")
+    assert result.verdict == "valid", result.manifest["validation"]
+    assert result.manifest["highest_glibc_needed"] <= "2.26"
+    wheel = next((result.tree / "python").glob("pydantic_core-*.dist-info")) / "WHEEL"
+    tags = [line.split(": ")[1] for line in wheel.read_text().splitlines() if line.startswith("Tag: ")]
+    assert tags and not any("manylinux_2_34" in t for t in tags)
+
+
+def test_layer_for_cp311_validated_as_python312_is_an_abi_mismatch(tmp_path):
+    built = _build(tmp_path, _requirements(tmp_path, PSYCOPG2_BINARY), "python3.11")
+    result = CliRunner().invoke(cli, ["validate", str(built.zip_path), "--runtime", "python3.12", "--json"])
+    assert result.exit_code == 1
+    report = json.loads(result.output)
+    assert "abi-mismatch" in {p["code"] for p in report["problems"]}
+    # The real interpreter agrees: the cp311 extension is never considered by 3.12.
+    assert "No module named 'psycopg2._psycopg'" in report["imports"]["modules"]["psycopg2"]
+
+
+def test_arm64_layer_validated_as_x86_64_is_an_arch_mismatch(tmp_path):
+    built = _build(tmp_path, _requirements(tmp_path, PSYCOPG2_BINARY), "python3.12", "arm64")
+    result = CliRunner().invoke(
+        cli, ["validate", str(built.path), "--runtime", "python3.12", "--arch", "x86_64"]
+    )
+    assert result.exit_code == 1
+    assert "arch-mismatch" in result.output and "INVALID" in result.output
+
+
+def test_packages_at_the_zip_root_are_a_bad_layout(tmp_path):
+    built = _build(tmp_path, _requirements(tmp_path, PSYCOPG2_BINARY), "python3.12")
+    flat = tmp_path / "flat.zip"
+    with zipfile.ZipFile(built.zip_path) as src, zipfile.ZipFile(flat, "w") as dst:
+        for info in src.infolist():
+            if info.filename.startswith("python/") and not info.is_dir():
+                dst.writestr(info.filename.removeprefix("python/"), src.read(info))
+    result = CliRunner().invoke(cli, ["validate", str(flat), "--runtime", "python3.12", "--json"])
+    report = json.loads(result.output)
+    assert result.exit_code == 1
+    assert "bad-layout" in {p["code"] for p in report["problems"]}
+    assert report["imports"]["status"] == "not-verified"  # nothing importable on sys.path
+
+
+def test_no_interpreter_means_not_verified_and_exit_3(tmp_path, monkeypatch):
+    built = _build(tmp_path, _requirements(tmp_path, PSYCOPG2_BINARY), "python3.14")
+    assert built.verdict == "not-verified"
+    # Hide pyenv's builds so that no local 3.14 exists, whatever this machine has.
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "no-pyenv"))
+    if find_interpreter("3.14") is not None:
+        pytest.fail("a system python3.14 exists; this test needs a machine without one")
+    result = CliRunner().invoke(cli, ["validate", str(built.path), "--runtime", "python3.14"])
+    assert result.exit_code == 3
+    assert "NOT VERIFIED" in result.output and "no local Python 3.14 interpreter" in result.output
