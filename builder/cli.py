@@ -14,6 +14,7 @@ import click
 
 from builder import __version__, runtimes
 from builder.build import BuildOptions, BuildResult, build_layer, export
+from builder.db import db
 from builder.errors import EXIT_INVALID, EXIT_NOT_VERIFIED, EXIT_OK, LambdakitError
 from builder.validate import DEFAULT_OUT, ValidationReport, layer_tree, validate_tree
 
@@ -157,6 +158,12 @@ def cli() -> None:
 )
 @click.option("--force", is_flag=True, help="Rebuild even when the inputs are unchanged.")
 @click.option(
+    "--allow-unverified",
+    is_flag=True,
+    help="Exit 0 when the layer is published but its import could not be checked here "
+    "(still reported NOT VERIFIED and recorded in layer.json). Default: exit 3.",
+)
+@click.option(
     "--export",
     "export_dir",
     type=click.Path(path_type=Path, file_okay=False),
@@ -180,6 +187,7 @@ def build_layer_command(
     out: Path,
     no_validate: bool,
     force: bool,
+    allow_unverified: bool,
     export_dir: Path | None,
     export_function_dir: Path | None,
     json_output: bool,
@@ -218,6 +226,14 @@ def build_layer_command(
         _emit_json(_build_document(result))
     elif not quiet:
         _render_build(result)
+    if result.verdict == "not-verified":
+        click.secho(
+            "NOT VERIFIED: published, but neither a runtime image nor a local interpreter could "
+            "import-check it" + ("" if allow_unverified else " (--allow-unverified accepts that)"),
+            fg="yellow",
+            err=True,
+        )
+        sys.exit(EXIT_OK if allow_unverified else EXIT_NOT_VERIFIED)
     sys.exit(_verdict_exit(result.verdict))
 
 
@@ -317,6 +333,9 @@ def runtimes_command(json_output: bool) -> None:
     for row in rows:
         note = " (deprecated)" if row["deprecated"] else ""
         click.echo(f"{row['runtime']:<11} {row['arch']:<7} {row['os']:<18} glibc {row['glibc']}{note}")
+
+
+cli.add_command(db)
 
 
 def main() -> None:

@@ -338,3 +338,18 @@ def test_no_interpreter_means_not_verified_and_exit_3(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["validate", str(built.path), "--runtime", "python3.14"])
     assert result.exit_code == 3
     assert "NOT VERIFIED" in result.output and "no local Python 3.14 interpreter" in result.output
+
+
+def test_unverified_build_exits_3_unless_allowed(tmp_path):
+    requirements = _requirements(tmp_path, PSYCOPG2_BINARY)
+    argv = ["build-layer", "arm", "-r", str(requirements), "--arch", "arm64", "--backend", "pip",
+            "--out", str(tmp_path / "out")]  # fmt: skip
+    if _interpreter_expected("python3.12", "arm64"):
+        pytest.fail("this test needs a machine that cannot import-check arm64 layers without Docker")
+    strict = CliRunner().invoke(cli, argv)
+    assert strict.exit_code == 3 and "NOT VERIFIED" in strict.output
+    allowed = CliRunner().invoke(cli, [*argv, "--allow-unverified"])
+    assert allowed.exit_code == 0 and "NOT VERIFIED" in allowed.output
+    assert json.loads((tmp_path / "out" / "arm" / "layer.json").read_text())["validation"]["verdict"] == (
+        "not-verified"
+    )
