@@ -31,7 +31,7 @@ from builder.progress import Progress
 from builder.requirements import read_requirements
 from builder.runtimes import Target
 from builder.slim import slim
-from builder.validate import validate_tree
+from builder.validate import ImportCheckChoice, validate_tree
 
 BackendName = Literal["pip", "docker", "auto"]
 BACKENDS: dict[str, Backend] = {"pip": PIP_BACKEND}
@@ -48,6 +48,7 @@ class BuildOptions:
     out: Path
     backend: BackendName = "auto"
     validate: bool = True
+    import_check: ImportCheckChoice = "auto"
     force: bool = False
 
 
@@ -182,7 +183,11 @@ def build_layer(options: BuildOptions, progress: Progress) -> BuildResult:
             if options.validate:
                 with step("validate", "static audit and import check"):
                     report = validate_tree(
-                        tree, target, zipped_bytes=packaged.zipped_bytes, extra=slimmed.problems
+                        tree,
+                        target,
+                        zipped_bytes=packaged.zipped_bytes,
+                        extra=slimmed.problems,
+                        import_check=options.import_check,
                     )
                 validation = report.to_dict()
                 if report.verdict == "invalid":

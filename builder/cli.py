@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +12,16 @@ import click
 from builder import __version__, runtimes
 from builder.build import BuildOptions, BuildResult, build_layer, export
 from builder.db import db
-from builder.errors import EXIT_INVALID, EXIT_NOT_VERIFIED, EXIT_OK, LambdakitError
-from builder.validate import DEFAULT_OUT, ValidationReport, layer_tree, validate_tree
+from builder.errors import EXIT_INVALID, EXIT_NOT_VERIFIED, EXIT_OK, UsageError
+from builder.render import emit_json, render_imports, render_problems, user_errors
+from builder.validate import (
+    DEFAULT_OUT,
+    IMPORT_CHECK_CHOICES,
+    ValidationReport,
+    function_tree,
+    layer_tree,
+    validate_tree,
+)
 
 RUNTIME_OPTION = click.option(
     "--runtime",
@@ -33,6 +38,14 @@ ARCH_OPTION = click.option(
     help="Lambda architecture the layer is for.",
 )
 JSON_OPTION = click.option("--json", "json_output", is_flag=True, help="Print one JSON document on stdout.")
+IMPORT_CHECK_OPTION = click.option(
+    "--import-check",
+    type=click.Choice(IMPORT_CHECK_CHOICES),
+    default="auto",
+    show_default=True,
+    help="Where modules are imported: the runtime image (Docker), a local interpreter of the same "
+    "version, or auto (the image when available, else the interpreter, else not verified).",
+)
 
 
 class TerminalProgress:
@@ -57,51 +70,6 @@ class NoProgress:
 
     def output(self, line: str) -> None:
         pass
-
-
-def _emit_json(document: dict[str, Any]) -> None:
-    click.echo(json.dumps(document, indent=2, sort_keys=True, default=str))
-
-
-@contextmanager
-def _user_errors(json_output: bool) -> Iterator[None]:
-    """Render lambdakit's own errors without a traceback and exit with their code."""
-    try:
-        yield
-    except LambdakitError as err:
-        if json_output:
-            _emit_json({"ok": False, **err.to_dict()})
-        else:
-            click.secho(f"error: {err.message}", err=True, fg="red")
-            report = getattr(err, "report", None)
-            if report:
-                _render_problems(report["problems"], err=True)
-            if err.hint:
-                click.echo(f"hint: {err.hint}", err=True)
-        sys.exit(err.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted: nothing was published; the previous layer is unchanged", err=True)
-        sys.exit(130)
-
-
-def _render_problems(problems: list[dict[str, str]], *, err: bool = False) -> None:
-    for problem in problems:
-        colour = "red" if problem["severity"] == "error" else "yellow"
-        click.secho(f"  {problem['severity']:<7} {problem['code']:<20} {problem['path']}", fg=colour, err=err)
-        click.echo(f"          {problem['message']}", err=err)
-        click.echo(f"          hint: {problem['hint']}", err=err)
-
-
-def _render_imports(imports: dict[str, Any]) -> None:
-    status = imports["status"]
-    if status == "not-verified":
-        click.secho(f"  imports: NOT VERIFIED ({imports['reason']})", fg="yellow")
-        return
-    click.echo(f"  imports checked in {imports['where']}:")
-    for module, error in imports["modules"].items():
-        click.secho(
-            f"    {module}: {'ok' if error is None else error}", fg="green" if error is None else "red"
-        )
 
 
 def _verdict_exit(verdict: str) -> int:
@@ -156,6 +124,7 @@ def cli() -> None:
 @click.option(
     "--no-validate", is_flag=True, help="Publish without audit or import check (marked unvalidated)."
 )
+@IMPORT_CHECK_OPTION
 @click.option("--force", is_flag=True, help="Rebuild even when the inputs are unchanged.")
 @click.option(
     "--allow-unverified",
@@ -186,6 +155,7 @@ def build_layer_command(
     backend: str,
     out: Path,
     no_validate: bool,
+    import_check: str,
     force: bool,
     allow_unverified: bool,
     export_dir: Path | None,
@@ -206,7 +176,7 @@ def build_layer_command(
     published atomically; an invalid layer is never published. Unchanged inputs
     are not rebuilt.
     """
-    with _user_errors(json_output):
+    with user_errors(json_output):
         options = BuildOptions(
             name=name,
             requirements=requirements or Path("layers") / name / "requirements.txt",
@@ -214,6 +184,7 @@ def build_layer_command(
             out=out,
             backend=backend,  # type: ignore[arg-type]
             validate=not no_validate,
+            import_check=import_check,  # type: ignore[arg-type]
             force=force,
         )
         progress = NoProgress() if (quiet or json_output) else TerminalProgress(verbose=verbose)
@@ -223,7 +194,7 @@ def build_layer_command(
         if export_function_dir is not None:
             export(result, export_function_dir, function_package=True)
     if json_output:
-        _emit_json(_build_document(result))
+        emit_json(_build_document(result))
     elif not quiet:
         _render_build(result)
     if result.verdict == "not-verified":
@@ -269,8 +240,8 @@ def _render_build(result: BuildResult) -> None:
         click.secho("  validation: SKIPPED (--no-validate)", fg="yellow")
     else:
         click.echo(f"  validation: {validation['verdict']}")
-        _render_problems(validation["problems"])
-        _render_imports(validation["imports"])
+        render_problems(validation["problems"])
+        render_imports(validation["imports"])
     click.echo(f"  zip: {result.zip_path}")
     click.echo(f"  sha256: {m['zip']['sha256']}")
 
@@ -279,8 +250,30 @@ def _render_build(result: BuildResult) -> None:
 @click.argument("path", type=click.Path(path_type=Path, exists=True))
 @RUNTIME_OPTION
 @ARCH_OPTION
+@click.option(
+    "--function",
+    "is_function",
+    is_flag=True,
+    help="PATH is a function package (its root is on sys.path, as /var/task), not a layer.",
+)
+@click.option(
+    "--layer",
+    "layers",
+    multiple=True,
+    type=click.Path(path_type=Path, exists=True),
+    help="With --function: a layer the function uses (repeatable), present during the import check.",
+)
+@IMPORT_CHECK_OPTION
 @JSON_OPTION
-def validate_command(path: Path, runtime: str, arch: str, json_output: bool) -> None:
+def validate_command(
+    path: Path,
+    runtime: str,
+    arch: str,
+    is_function: bool,
+    layers: tuple[Path, ...],
+    import_check: str,
+    json_output: bool,
+) -> None:
     """Prove that the layer at PATH loads on the runtime.
 
     PATH is a layer directory (with python/), a layer zip, a build output
@@ -291,12 +284,23 @@ def validate_command(path: Path, runtime: str, arch: str, json_output: bool) -> 
     the same version. A check that cannot run is reported "not verified", and the
     exit code is 3, never 0.
     """
-    with _user_errors(json_output):
+    with user_errors(json_output):
         target = runtimes.target(runtime, arch)
-        with layer_tree(path) as (tree, zipped_bytes):
-            report = validate_tree(tree, target, zipped_bytes=zipped_bytes)
+        if is_function:
+            with function_tree(path, layers) as tree:
+                report = validate_tree(tree, target, import_check=import_check)  # type: ignore[arg-type]
+        else:
+            if layers:
+                raise UsageError("--layer goes with --function", hint="validate each layer on its own")
+            with layer_tree(path) as (tree, zipped_bytes):
+                report = validate_tree(
+                    tree,
+                    target,
+                    zipped_bytes=zipped_bytes,
+                    import_check=import_check,  # type: ignore[arg-type]
+                )
     if json_output:
-        _emit_json(report.to_dict())
+        emit_json(report.to_dict())
     else:
         _render_validation(path, report)
     sys.exit(_verdict_exit(report.verdict))
@@ -306,8 +310,8 @@ def _render_validation(path: Path, report: ValidationReport) -> None:
     colour = {"valid": "green", "invalid": "red", "not-verified": "yellow"}[report.verdict]
     click.secho(f"{path}: {report.verdict.upper()} for {report.target.describe()}", fg=colour, bold=True)
     document = report.to_dict()
-    _render_problems(document["problems"])  # type: ignore[arg-type]
-    _render_imports(document["imports"])  # type: ignore[arg-type]
+    render_problems(document["problems"])  # type: ignore[arg-type]
+    render_imports(document["imports"])  # type: ignore[arg-type]
 
 
 @cli.command("runtimes")
@@ -328,7 +332,7 @@ def runtimes_command(json_output: bool) -> None:
         for t in runtimes.all_targets()
     ]
     if json_output:
-        _emit_json({"schema": 1, "runtimes": rows})
+        emit_json({"schema": 1, "runtimes": rows})
         return
     for row in rows:
         note = " (deprecated)" if row["deprecated"] else ""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,13 +14,16 @@ from typing import Literal
 
 from builder.audit import audit_tree
 from builder.errors import UsageError
-from builder.layout import top_level_modules
+from builder.layout import PYTHON_DIR, top_level_modules
 from builder.problems import Problem, errors
 from builder.runtimes import Target
 from builder.verify import ImportCheck, check_imports
 
 DEFAULT_OUT = Path("build/layers")
 Verdict = Literal["valid", "invalid", "not-verified"]
+# Where the import check may run: "auto" takes the most faithful checker available.
+ImportCheckChoice = Literal["auto", "runtime-image", "interpreter"]
+IMPORT_CHECK_CHOICES: tuple[ImportCheckChoice, ...] = ("auto", "runtime-image", "interpreter")
 REPORT_SCHEMA = 1
 
 
@@ -75,10 +80,16 @@ def import_problems(check: ImportCheck) -> list[Problem]:
 
 
 def validate_tree(
-    root: Path, target: Target, *, zipped_bytes: int | None = None, extra: tuple[Problem, ...] = ()
+    root: Path,
+    target: Target,
+    *,
+    zipped_bytes: int | None = None,
+    extra: tuple[Problem, ...] = (),
+    import_check: ImportCheckChoice = "auto",
 ) -> ValidationReport:
     problems = [*extra, *audit_tree(root, target, zipped_bytes=zipped_bytes)]
-    imports = check_imports(root, target, top_level_modules(root, target))
+    allowed = None if import_check == "auto" else {import_check}
+    imports = check_imports(root, target, top_level_modules(root, target), allowed=allowed)
     return ValidationReport(
         target=target, problems=tuple(problems + import_problems(imports)), imports=imports
     )
@@ -118,3 +129,33 @@ def layer_tree(path: Path) -> Iterator[tuple[Path, int | None]]:
             hint=f"run: lambdakit build-layer {path.resolve().name}",
         )
     yield path, None
+
+
+def _link_or_copy(source: str, dest: str) -> None:
+    # Hard links make the view cheap; a later source replaces an earlier one.
+    if os.path.lexists(dest):
+        os.unlink(dest)
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copy2(source, dest)
+
+
+@contextmanager
+def function_tree(package: Path, layers: Sequence[Path]) -> Iterator[Path]:
+    """A layer-shaped view of a function package and the layers it uses.
+
+    Lambda puts the package (/var/task) on sys.path before each layer's python/,
+    so the layers are laid down first and the package's files win.
+    """
+    if not package.is_dir():
+        raise UsageError(
+            f"{package} is not a function package directory", hint="pass the built function's folder"
+        )
+    with tempfile.TemporaryDirectory(prefix="lambdakit-function-") as scratch:
+        view = Path(scratch)
+        for layer in layers:
+            with layer_tree(layer) as (tree, _):
+                shutil.copytree(tree, view, dirs_exist_ok=True, copy_function=_link_or_copy)
+        shutil.copytree(package, view / PYTHON_DIR, dirs_exist_ok=True, copy_function=_link_or_copy)
+        yield view

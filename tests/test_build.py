@@ -205,7 +205,19 @@ def test_concurrent_builds_of_one_layer_do_not_corrupt_it(tmp_path):
 def test_cli_bad_requirement_is_a_clear_usage_error(tmp_path):
     requirements = _requirements(tmp_path, "psycopg2-binary=>2.9")
     result = CliRunner().invoke(
-        cli, ["build-layer", "bad", "-r", str(requirements), "--backend", "pip", "--out", str(tmp_path)]
+        cli,
+        [
+            "build-layer",
+            "bad",
+            "-r",
+            str(requirements),
+            "--backend",
+            "pip",
+            "--import-check",
+            "interpreter",
+            "--out",
+            str(tmp_path),
+        ],
     )
     assert result.exit_code == 2
     assert "is not a valid requirement" in result.output and "requirements.txt:1" in result.output
@@ -214,7 +226,9 @@ def test_cli_bad_requirement_is_a_clear_usage_error(tmp_path):
 
 def test_cli_missing_layer_definition(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(cli, ["build-layer", "nosuch", "--backend", "pip"])
+    result = CliRunner().invoke(
+        cli, ["build-layer", "nosuch", "--backend", "pip", "--import-check", "interpreter"]
+    )
     assert result.exit_code == 2
     assert "layers/nosuch/requirements.txt does not exist" in result.output
 
@@ -268,7 +282,9 @@ def test_cli_build_then_validate_the_output(tmp_path):
     assert (tmp_path / "artifacts" / "python" / "psycopg2" / "__init__.py").is_file()
     assert (tmp_path / "function" / "psycopg2" / "__init__.py").is_file()
     for path in (out / "pg", out / "pg" / "pg.zip"):
-        checked = CliRunner().invoke(cli, ["validate", str(path), "--runtime", "python3.12", "--json"])
+        checked = CliRunner().invoke(
+            cli, ["validate", str(path), "--runtime", "python3.12", "--json", "--import-check", "interpreter"]
+        )
         assert checked.exit_code == 0, checked.output
         report = json.loads(checked.output)
         assert report["ok"] is True and report["runtime"] == "python3.12" and report["arch"] == "x86_64"
@@ -297,7 +313,18 @@ def test_mixed_requirements_pick_wheels_for_amazon_linux_2(tmp_path):
 
 def test_layer_for_cp311_validated_as_python312_is_an_abi_mismatch(tmp_path):
     built = _build(tmp_path, _requirements(tmp_path, PSYCOPG2_BINARY), "python3.11")
-    result = CliRunner().invoke(cli, ["validate", str(built.zip_path), "--runtime", "python3.12", "--json"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "validate",
+            str(built.zip_path),
+            "--runtime",
+            "python3.12",
+            "--json",
+            "--import-check",
+            "interpreter",
+        ],
+    )
     assert result.exit_code == 1
     report = json.loads(result.output)
     assert "abi-mismatch" in {p["code"] for p in report["problems"]}
@@ -308,7 +335,17 @@ def test_layer_for_cp311_validated_as_python312_is_an_abi_mismatch(tmp_path):
 def test_arm64_layer_validated_as_x86_64_is_an_arch_mismatch(tmp_path):
     built = _build(tmp_path, _requirements(tmp_path, PSYCOPG2_BINARY), "python3.12", "arm64")
     result = CliRunner().invoke(
-        cli, ["validate", str(built.path), "--runtime", "python3.12", "--arch", "x86_64"]
+        cli,
+        [
+            "validate",
+            str(built.path),
+            "--runtime",
+            "python3.12",
+            "--arch",
+            "x86_64",
+            "--import-check",
+            "interpreter",
+        ],
     )
     assert result.exit_code == 1
     assert "arch-mismatch" in result.output and "INVALID" in result.output
@@ -321,7 +358,9 @@ def test_packages_at_the_zip_root_are_a_bad_layout(tmp_path):
         for info in src.infolist():
             if info.filename.startswith("python/") and not info.is_dir():
                 dst.writestr(info.filename.removeprefix("python/"), src.read(info))
-    result = CliRunner().invoke(cli, ["validate", str(flat), "--runtime", "python3.12", "--json"])
+    result = CliRunner().invoke(
+        cli, ["validate", str(flat), "--runtime", "python3.12", "--json", "--import-check", "interpreter"]
+    )
     report = json.loads(result.output)
     assert result.exit_code == 1
     assert "bad-layout" in {p["code"] for p in report["problems"]}
@@ -335,7 +374,9 @@ def test_no_interpreter_means_not_verified_and_exit_3(tmp_path, monkeypatch):
     monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "no-pyenv"))
     if find_interpreter("3.14") is not None:
         pytest.fail("a system python3.14 exists; this test needs a machine without one")
-    result = CliRunner().invoke(cli, ["validate", str(built.path), "--runtime", "python3.14"])
+    result = CliRunner().invoke(
+        cli, ["validate", str(built.path), "--runtime", "python3.14", "--import-check", "interpreter"]
+    )
     assert result.exit_code == 3
     assert "NOT VERIFIED" in result.output and "no local Python 3.14 interpreter" in result.output
 
@@ -343,6 +384,7 @@ def test_no_interpreter_means_not_verified_and_exit_3(tmp_path, monkeypatch):
 def test_unverified_build_exits_3_unless_allowed(tmp_path):
     requirements = _requirements(tmp_path, PSYCOPG2_BINARY)
     argv = ["build-layer", "arm", "-r", str(requirements), "--arch", "arm64", "--backend", "pip",
+            "--import-check", "interpreter",
             "--out", str(tmp_path / "out")]  # fmt: skip
     if _interpreter_expected("python3.12", "arm64"):
         pytest.fail("this test needs a machine that cannot import-check arm64 layers without Docker")

@@ -1,0 +1,58 @@
+"""Rendering at the edge: lambdakit's errors, problems and import results as text or JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from builder.errors import LambdakitError
+
+
+def emit_json(document: dict[str, Any]) -> None:
+    click.echo(json.dumps(document, indent=2, sort_keys=True, default=str))
+
+
+@contextmanager
+def user_errors(json_output: bool) -> Iterator[None]:
+    """Render lambdakit's own errors without a traceback and exit with their code."""
+    try:
+        yield
+    except LambdakitError as err:
+        if json_output:
+            emit_json({"ok": False, **err.to_dict()})
+        else:
+            click.secho(f"error: {err.message}", err=True, fg="red")
+            report = getattr(err, "report", None)
+            if report:
+                render_problems(report["problems"], err=True)
+            if err.hint:
+                click.echo(f"hint: {err.hint}", err=True)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted: nothing was published; the previous layer is unchanged", err=True)
+        sys.exit(130)
+
+
+def render_problems(problems: list[dict[str, str]], *, err: bool = False) -> None:
+    for problem in problems:
+        colour = "red" if problem["severity"] == "error" else "yellow"
+        click.secho(f"  {problem['severity']:<7} {problem['code']:<20} {problem['path']}", fg=colour, err=err)
+        click.echo(f"          {problem['message']}", err=err)
+        click.echo(f"          hint: {problem['hint']}", err=err)
+
+
+def render_imports(imports: dict[str, Any]) -> None:
+    status = imports["status"]
+    if status == "not-verified":
+        click.secho(f"  imports: NOT VERIFIED ({imports['reason']})", fg="yellow")
+        return
+    click.echo(f"  imports checked in {imports['where']}:")
+    for module, error in imports["modules"].items():
+        click.secho(
+            f"    {module}: {'ok' if error is None else error}", fg="green" if error is None else "red"
+        )

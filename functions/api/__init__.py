@@ -1,0 +1,1 @@
+"""The HTTP API: creates tasks, queues them, reports on them."""

@@ -1,0 +1,1 @@
+"""Database code shared by the API and the worker: the connection and every task query."""

@@ -1,0 +1,1 @@
+"""The SQS worker: claims queued tasks, processes them, records the results."""
