@@ -40,6 +40,8 @@ def _build(
         target=runtimes.target(runtime, arch),
         out=tmp_path / "out",
         backend="pip",
+        # This file is about the pip path; tests/docker covers the runtime-image check.
+        import_check="interpreter",
         **kw,
     )
     return build_layer(options, Silent())
