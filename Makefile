@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: layer test lint services bench clean
+.PHONY: layer test lint services bench bench-worker clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ test: $(STAMP) services lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/layer_build.py
+
+bench-worker: $(STAMP) services
+	$(BIN)/python bench/worker_throughput.py
 
 clean:
 	rm -rf build .aws-sam
