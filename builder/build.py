@@ -9,6 +9,7 @@ serialises concurrent builds of one layer.
 from __future__ import annotations
 
 import fcntl
+import importlib
 import json
 import os
 import shutil
@@ -19,22 +20,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from builder import __version__
-from builder.audit import highest_glibc
 from builder.backends import Backend, ResolveRequest
-from builder.backends.pip import BACKEND as PIP_BACKEND
-from builder.errors import InvalidLayer, UsageError
+from builder.errors import EnvironmentProblem, InvalidLayer, UsageError
 from builder.package import MANIFEST_SCHEMA, cache_key, read_manifest, write_zip, zip_matches
 from builder.progress import Progress
 from builder.requirements import read_requirements
 from builder.runtimes import Target
-from builder.slim import slim
-from builder.validate import ImportCheckChoice, validate_tree
+
+if TYPE_CHECKING:
+    from builder.verify import ImportCheckChoice
 
 BackendName = Literal["pip", "docker", "auto"]
-BACKENDS: dict[str, Backend] = {"pip": PIP_BACKEND}
+# Loaded on first use: a no-op rebuild never pays for the Docker SDK.
+BACKEND_MODULES: dict[str, str] = {"pip": "builder.backends.pip", "docker": "builder.backends.docker"}
+DEFAULT_OUT = Path("build/layers")
 BUILDS_DIR = ".builds"
 TREE_DIR = "tree"
 MANIFEST = "layer.json"
@@ -74,27 +76,32 @@ class BuildResult:
         return str(self.manifest["validation"]["verdict"])  # type: ignore[index]
 
 
+def load_backend(name: str) -> Backend:
+    return importlib.import_module(BACKEND_MODULES[name]).BACKEND  # type: ignore[no-any-return]
+
+
 def choose_backend(name: BackendName, target: Target) -> tuple[Backend, str]:
-    """The backend to use and why; "auto" prefers Docker's real build image when it can run."""
+    """The backend to use and why.
+
+    "auto" takes Docker only with the official build image: an offline stand-in
+    compiles against Debian's newer glibc, so source builds there are for
+    explicit --backend docker use, where the audit then judges them.
+    """
     if name != "auto":
-        backend = BACKENDS.get(name)
-        if backend is None:
-            raise UsageError(
-                f"backend {name!r} is not available in this installation", hint="use --backend pip"
-            )
+        backend = load_backend(name)
         availability = backend.available(target)
         if not availability.ok:
-            raise UsageError(
-                f"the {name} backend cannot build for {target.describe()}: {availability.reason}"
+            raise EnvironmentProblem(
+                f"the {name} backend cannot build for {target.describe()}: {availability.reason}",
+                hint="fix that, or use --backend pip (wheels only, no Docker)",
+                step="resolve",
             )
-        return backend, f"{name} (asked for)"
-    docker = BACKENDS.get("docker")
-    if docker is not None:
-        availability = docker.available(target)
-        if availability.ok:
-            return docker, f"docker: {availability.reason}"
-        return BACKENDS["pip"], f"pip, because docker is not usable: {availability.reason}"
-    return BACKENDS["pip"], "pip (no docker backend installed)"
+        return backend, f"{name}, as asked: {availability.reason}"
+    availability = load_backend("docker").available(target)
+    if availability.ok and not availability.standin:
+        return load_backend("docker"), f"docker: {availability.reason}"
+    why = "only an offline stand-in of the build image is present" if availability.ok else availability.reason
+    return load_backend("pip"), f"pip, because docker is not used: {why}"
 
 
 @contextmanager
@@ -135,23 +142,28 @@ def build_layer(options: BuildOptions, progress: Progress) -> BuildResult:
     target = options.target
     requirements = read_requirements(options.requirements)
     requirements_text = options.requirements.read_text()
-    backend, reason = choose_backend(options.backend, target)
     catalogue = resources.files("builder").joinpath("data/runtimes.json").read_text()
+    # The backend asked for, not the one "auto" would pick: deciding that means
+    # asking the Docker engine, and a no-op rebuild must stay instant.
     key = cache_key(
         requirements_text=requirements_text,
         runtime=target.runtime,
         arch=target.arch.name,
-        backend=backend.name,
+        backend=options.backend,
         catalogue_text=catalogue,
         validate=options.validate,
     )
     out, name = options.out.resolve(), options.name
     published = out / name
     if not options.force and (manifest := _cached(published, key, name)) is not None:
-        return BuildResult(
-            name=name, status="up-to-date", path=published, manifest=manifest, backend_reason=reason
-        )
+        return BuildResult(name=name, status="up-to-date", path=published, manifest=manifest)
 
+    # The pipeline's own modules (ELF reader, Docker SDK) load only when there is work to do.
+    from builder.audit import highest_glibc
+    from builder.slim import slim
+    from builder.validate import validate_tree
+
+    backend, reason = choose_backend(options.backend, target)
     timings: dict[str, float] = {}
 
     @contextmanager

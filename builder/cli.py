@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
-import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from builder import __version__, runtimes
-from builder.build import BuildOptions, BuildResult, build_layer, export
-from builder.db import db
+from builder.build import DEFAULT_OUT, BuildOptions, BuildResult, build_layer, export
 from builder.errors import EXIT_INVALID, EXIT_NOT_VERIFIED, EXIT_OK, UsageError
-from builder.render import emit_json, render_imports, render_problems, user_errors
-from builder.validate import (
-    DEFAULT_OUT,
-    IMPORT_CHECK_CHOICES,
-    ValidationReport,
-    function_tree,
-    layer_tree,
-    validate_tree,
-)
+from builder.progress import Silent
+from builder.verify import IMPORT_CHECK_CHOICES
+
+if TYPE_CHECKING:
+    from builder.validate import ValidationReport
+from builder.render import TerminalProgress, emit_json, render_imports, render_problems, user_errors
 
 RUNTIME_OPTION = click.option(
     "--runtime",
@@ -48,30 +44,6 @@ IMPORT_CHECK_OPTION = click.option(
 )
 
 
-class TerminalProgress:
-    """Step lines on stderr, with the time since the previous step; tool output only when verbose."""
-
-    def __init__(self, *, verbose: bool) -> None:
-        self.verbose = verbose
-        self.started = time.perf_counter()
-
-    def step(self, name: str, detail: str = "") -> None:
-        elapsed = time.perf_counter() - self.started
-        click.secho(f"[{elapsed:6.1f}s] {name:<9} {detail}", err=True, fg="cyan")
-
-    def output(self, line: str) -> None:
-        if self.verbose:
-            click.echo(f"           {line}", err=True)
-
-
-class NoProgress:
-    def step(self, name: str, detail: str = "") -> None:
-        pass
-
-    def output(self, line: str) -> None:
-        pass
-
-
 def _verdict_exit(verdict: str) -> int:
     return {"valid": EXIT_OK, "invalid": EXIT_INVALID, "not-verified": EXIT_NOT_VERIFIED}.get(
         verdict, EXIT_OK
@@ -82,7 +54,31 @@ def _mb(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Commands whose modules pull in heavy dependencies (the Docker SDK, boto3, psycopg2)
+# load when they are run, so `lambdakit build-layer` starts fast.
+LAZY_COMMANDS: dict[str, str] = {
+    "db": "builder.db:db",
+    "images": "builder.images_cli:images",
+    "deploy": "builder.deploy_cli:deploy_command",
+    "e2e": "builder.deploy_cli:e2e_command",
+    "doctor": "builder.deploy_cli:doctor_command",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in LAZY_COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        module, attribute = LAZY_COMMANDS[cmd_name].split(":")
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lambdakit")
 def cli() -> None:
     """Build and validate AWS Lambda layers with compiled dependencies.
@@ -187,7 +183,7 @@ def build_layer_command(
             import_check=import_check,  # type: ignore[arg-type]
             force=force,
         )
-        progress = NoProgress() if (quiet or json_output) else TerminalProgress(verbose=verbose)
+        progress = Silent() if (quiet or json_output) else TerminalProgress(verbose=verbose)
         result = build_layer(options, progress)
         if export_dir is not None:
             export(result, export_dir, function_package=False)
@@ -284,6 +280,10 @@ def validate_command(
     the same version. A check that cannot run is reported "not verified", and the
     exit code is 3, never 0.
     """
+    # Loaded here, not at start-up: the ELF reader is only needed by this command
+    # and by real builds, and a no-op build-layer should not pay for it.
+    from builder.validate import function_tree, layer_tree, validate_tree
+
     with user_errors(json_output):
         target = runtimes.target(runtime, arch)
         if is_function:
@@ -337,9 +337,6 @@ def runtimes_command(json_output: bool) -> None:
     for row in rows:
         note = " (deprecated)" if row["deprecated"] else ""
         click.echo(f"{row['runtime']:<11} {row['arch']:<7} {row['os']:<18} glibc {row['glibc']}{note}")
-
-
-cli.add_command(db)
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -56,3 +57,19 @@ def render_imports(imports: dict[str, Any]) -> None:
         click.secho(
             f"    {module}: {'ok' if error is None else error}", fg="green" if error is None else "red"
         )
+
+
+class TerminalProgress:
+    """Step lines on stderr, with the time since the previous step; tool output only when verbose."""
+
+    def __init__(self, *, verbose: bool) -> None:
+        self.verbose = verbose
+        self.started = time.perf_counter()
+
+    def step(self, name: str, detail: str = "") -> None:
+        elapsed = time.perf_counter() - self.started
+        click.secho(f"[{elapsed:6.1f}s] {name:<9} {detail}", err=True, fg="cyan")
+
+    def output(self, line: str) -> None:
+        if self.verbose:
+            click.echo(f"           {line}", err=True)

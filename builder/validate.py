@@ -13,17 +13,14 @@ from pathlib import Path
 from typing import Literal
 
 from builder.audit import audit_tree
+from builder.build import DEFAULT_OUT
 from builder.errors import UsageError
 from builder.layout import PYTHON_DIR, top_level_modules
 from builder.problems import Problem, errors
 from builder.runtimes import Target
-from builder.verify import ImportCheck, check_imports
+from builder.verify import ImportCheck, ImportCheckChoice, check_imports
 
-DEFAULT_OUT = Path("build/layers")
 Verdict = Literal["valid", "invalid", "not-verified"]
-# Where the import check may run: "auto" takes the most faithful checker available.
-ImportCheckChoice = Literal["auto", "runtime-image", "interpreter"]
-IMPORT_CHECK_CHOICES: tuple[ImportCheckChoice, ...] = ("auto", "runtime-image", "interpreter")
 REPORT_SCHEMA = 1
 
 

@@ -21,6 +21,9 @@ from builder.layout import LIB_DIR, sys_path_dirs
 from builder.runtimes import Target
 
 ImportStatus = Literal["passed", "failed", "not-verified"]
+# Where the import check may run: "auto" takes the most faithful checker available.
+ImportCheckChoice = Literal["auto", "runtime-image", "interpreter"]
+IMPORT_CHECK_CHOICES: tuple[ImportCheckChoice, ...] = ("auto", "runtime-image", "interpreter")
 
 IMPORT_TIMEOUT_S = 300
 
@@ -65,7 +68,7 @@ class Checker(Protocol):
     def check(self, root: Path, target: Target, modules: list[str]) -> ImportCheck: ...
 
 
-def _results_to_check(where: str, raw: dict[str, str | None]) -> ImportCheck:
+def results_to_check(where: str, raw: dict[str, str | None]) -> ImportCheck:
     failed = any(error is not None for error in raw.values())
     return ImportCheck(status="failed" if failed else "passed", where=where, modules=raw)
 
@@ -143,11 +146,15 @@ class LocalInterpreter:
                     reason=f"the interpreter exited with {proc.returncode}: " + " | ".join(detail),
                 )
             raw = json.loads(out.read_text())
-        return _results_to_check(where, raw["results"])
+        return results_to_check(where, raw["results"])
 
 
-# Most faithful first.
-CHECKERS: list[Checker] = [LocalInterpreter()]
+def checkers() -> list[Checker]:
+    """Most faithful first. The runtime-image checker brings the Docker SDK, so it
+    is imported only when an import check actually runs."""
+    from builder.backends.docker import RuntimeImageChecker
+
+    return [RuntimeImageChecker(), LocalInterpreter()]
 
 
 def check_imports(
@@ -157,7 +164,7 @@ def check_imports(
     if not modules:
         return ImportCheck(status="not-verified", where="", reason="the layer provides no importable module")
     reasons = []
-    for checker in CHECKERS:
+    for checker in checkers():
         if allowed is not None and checker.name not in allowed:
             continue
         availability = checker.available(target)

@@ -18,3 +18,11 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     echo "installing PostgreSQL" >&2
     apt_install postgresql
 fi
+
+# A Docker engine (tests/docker, sam local invoke) and debootstrap for the
+# offline stand-ins of the Lambda images, which the tests build on first use.
+bash scripts/ensure-docker.sh --standin
+
+# LocalStack runs on the host from its own virtual environment (tests/deploy
+# start and stop it); building that environment once here keeps test timings honest.
+bash scripts/localstack.sh venv

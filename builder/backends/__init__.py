@@ -1,7 +1,7 @@
 """Backends: the ways of getting a requirement set's files into python/.
 
-Each backend is a module-level object satisfying `Backend`; they are listed in
-BACKENDS and chosen by name (or "auto") in `choose`.
+Each backend is a module exposing `BACKEND`, an object satisfying `Backend`;
+builder.build lists them and chooses one by name (or "auto").
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ class Resolved:
 class Availability:
     ok: bool
     reason: str
+    # The image found is lambdakit's offline stand-in, not the official one.
+    standin: bool = False
 
 
 class Backend(Protocol):

@@ -1,0 +1,210 @@
+"""`lambdakit deploy`, `e2e` and `doctor`: options in, library call, rendering out.
+
+builder.cli loads them when they are run (LAZY_COMMANDS).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from builder.deploy import DEFAULT_LOCALSTACK_URL, TARGETS, DeployOptions, DeployResult, deploy
+from builder.doctor import doctor
+from builder.e2e import E2EResult, e2e
+from builder.errors import EXIT_INVALID, EXIT_OK
+from builder.progress import Progress, Silent
+from builder.render import TerminalProgress, emit_json, user_errors
+
+# The samconfig.toml environment used when --env is not given; AWS has none, so
+# that a production deploy is always asked for by name.
+DEFAULT_ENV = {"localstack": "localstack"}
+
+TARGET_OPTION = click.option(
+    "--target",
+    type=click.Choice(TARGETS),
+    default="localstack",
+    show_default=True,
+    help="localstack: the LocalStack at --endpoint-url. aws: the account of your AWS credentials.",
+)
+ENV_OPTION = click.option(
+    "--env",
+    "config_env",
+    help="samconfig.toml environment (--config-env). Default: localstack for LocalStack; required for AWS.",
+)
+ENDPOINT_OPTION = click.option(
+    "--endpoint-url",
+    envvar="LAMBDAKIT_LOCALSTACK_URL",
+    default=DEFAULT_LOCALSTACK_URL,
+    show_default=True,
+    help="LocalStack's address (env LAMBDAKIT_LOCALSTACK_URL).",
+)
+PROJECT_OPTION = click.option(
+    "--project-dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=Path(),
+    help="Where template.yaml and samconfig.toml are. Default: the current directory.",
+)
+JSON_OPTION = click.option("--json", "json_output", is_flag=True, help="Print one JSON document on stdout.")
+
+
+def _options(
+    target: str,
+    config_env: str | None,
+    project_dir: Path,
+    endpoint_url: str,
+    no_execute_changeset: bool = False,
+) -> DeployOptions:
+    env = config_env or DEFAULT_ENV.get(target)
+    if env is None:
+        raise click.UsageError(f"--target {target} needs --env (a samconfig.toml environment, e.g. prod)")
+    return DeployOptions(
+        target=target,  # type: ignore[arg-type]
+        config_env=env,
+        project=project_dir.resolve(),
+        endpoint_url=endpoint_url,
+        no_execute_changeset=no_execute_changeset,
+    )
+
+
+def _progress(json_output: bool, verbose: bool) -> Progress:
+    # Imported here: builder.cli registers these commands, so a module-level import would be circular.
+
+    return Silent() if json_output else TerminalProgress(verbose=verbose)
+
+
+@click.command("deploy")
+@TARGET_OPTION
+@ENV_OPTION
+@click.option(
+    "--no-execute-changeset",
+    is_flag=True,
+    help="AWS only: create the change set for review, do not execute it.",
+)
+@ENDPOINT_OPTION
+@PROJECT_OPTION
+@JSON_OPTION
+@click.option("-v", "--verbose", is_flag=True, help="Show sam's own output.")
+def deploy_command(
+    target: str,
+    config_env: str | None,
+    no_execute_changeset: bool,
+    endpoint_url: str,
+    project_dir: Path,
+    json_output: bool,
+    verbose: bool,
+) -> None:
+    """Validate, build and deploy the SAM app (template.yaml) to LocalStack or AWS.
+
+    \b
+    Examples:
+      lambdakit deploy                                  # LocalStack at 127.0.0.1:4566
+      lambdakit deploy --target aws --env prod --no-execute-changeset
+      lambdakit deploy --target aws --env prod
+
+    Every layer and function package is built and validated for the template's
+    runtime and architecture first; nothing invalid is deployed. On a LocalStack
+    that does not apply layers (Community), the layers' content is copied into
+    the function packages that use them. The database password is never a
+    parameter: it lives in the secret DbSecretName names (on LocalStack it is
+    created from POSTGRES_PASSWORD when missing).
+    """
+    options = _options(target, config_env, project_dir, endpoint_url, no_execute_changeset)
+    with user_errors(json_output):
+        result = deploy(options, _progress(json_output, verbose))
+    if json_output:
+        emit_json(result.to_dict())
+    else:
+        _render_deploy(result)
+    sys.exit(EXIT_OK if result.ok else EXIT_INVALID)
+
+
+def _render_deploy(result: DeployResult) -> None:
+    plan = result.plan
+    for note in plan.notes:
+        click.secho(f"note: {note}", fg="yellow", err=True)
+    for record in result.merged:
+        click.echo(f"  merged {record.layer} into {record.function}: {record.copied} files")
+        for path in record.kept:
+            click.secho(f"    kept the function's own {path} (it differs from the layer's)", fg="yellow")
+        for folder in record.skipped:
+            click.secho(f"    not merged: {folder}/ (a function package has no counterpart)", fg="yellow")
+    checked = {**result.layers, **result.functions}
+    click.echo("  validated: " + ", ".join(f"{name} {verdict}" for name, verdict in checked.items()))
+    colour = "green" if result.ok else "red"
+    stack = plan.environment.stack_name
+    click.secho(
+        f"{stack} on {plan.target} ({plan.region}): {result.stack_status or 'absent'}", fg=colour, bold=True
+    )
+    for key, value in sorted(result.outputs.items()):
+        click.echo(f"  {key}: {value}")
+
+
+@click.command("e2e")
+@TARGET_OPTION
+@ENV_OPTION
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=1),
+    default=120,
+    show_default=True,
+    help="Seconds to wait for the worker to complete the task.",
+)
+@ENDPOINT_OPTION
+@PROJECT_OPTION
+@JSON_OPTION
+def e2e_command(
+    target: str,
+    config_env: str | None,
+    timeout_s: float,
+    endpoint_url: str,
+    project_dir: Path,
+    json_output: bool,
+) -> None:
+    """Create a task through the deployed API and wait until the worker completes it.
+
+    Over HTTP where the target serves the HTTP API; by invoking the API function
+    with an API Gateway event where it does not (LocalStack Community). Prints
+    each hop's time; exits 1 when the task is not completed in time.
+    """
+    options = _options(target, config_env, project_dir, endpoint_url)
+    with user_errors(json_output):
+        result = e2e(options, timeout_s=timeout_s)
+    if json_output:
+        emit_json(result.to_dict())
+    else:
+        _render_e2e(result)
+    sys.exit(EXIT_OK if result.ok else EXIT_INVALID)
+
+
+def _render_e2e(result: E2EResult) -> None:
+    for hop in result.hops:
+        click.echo(f"  {hop.seconds:8.3f}s  {hop.name}  {hop.detail}")
+    if result.ok:
+        click.secho(f"task {result.task_id} completed (API reached by {result.via})", fg="green", bold=True)
+    else:
+        click.secho(f"e2e failed (API reached by {result.via}): {result.reason}", fg="red", bold=True)
+
+
+@click.command("doctor")
+@ENDPOINT_OPTION
+@PROJECT_OPTION
+@JSON_OPTION
+def doctor_command(endpoint_url: str, project_dir: Path, json_output: bool) -> None:
+    """What this machine has for building, checking and deploying, and how to get the rest.
+
+    Exits 1 when something every workflow needs is missing; lines marked
+    "optional" are needed by some workflows only.
+    """
+    report = doctor(project_dir, endpoint_url=endpoint_url)
+    if json_output:
+        emit_json(report.to_dict())
+    else:
+        for check in report.checks:
+            mark = "ok" if check.ok else ("missing (optional)" if check.optional else "MISSING")
+            click.secho(f"{mark:<19} {check.name}: {check.detail}", fg="green" if check.ok else "yellow")
+            if not check.ok and check.fix:
+                click.echo(f"{'':<19} fix: {check.fix}")
+    sys.exit(EXIT_OK if report.ok else EXIT_INVALID)

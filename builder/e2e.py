@@ -1,0 +1,260 @@
+"""e2e: one task through the deployed app (API -> queue -> worker -> database), timed per hop.
+
+The API is reached over HTTP where the target serves the HTTP API, and by
+invoking the API function with an API Gateway (payload 2.0) event where it does
+not (LocalStack Community). Either way the app's own code answers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+import botocore.config
+
+from builder.deploy import (
+    Clients,
+    DeployOptions,
+    Fetch,
+    LocalStackInfo,
+    aws_clients,
+    detect_localstack,
+    fetch_json,
+    read_samconfig,
+    read_template,
+    stack_state,
+    target_region,
+)
+from builder.errors import EnvironmentProblem
+
+SCHEMA = 1
+HTTP_TIMEOUT_S = 30.0
+POLL_INTERVAL_S = 1.0
+# A cold start in LocalStack pulls and starts a container; and an invoke is not
+# idempotent (a retried POST creates a second task), so botocore must not retry.
+INVOKE_CONFIG = botocore.config.Config(read_timeout=120, retries={"total_max_attempts": 1})
+
+
+class ApiError(Exception):
+    """The API could not be reached or did not answer as the app does."""
+
+
+class Transport(Protocol):
+    via: Literal["http", "invoke"]
+
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        """(status code, decoded JSON body)."""
+        ...
+
+
+@dataclass(frozen=True)
+class HttpTransport:
+    base_url: str
+    via: Literal["http", "invoke"] = "http"
+
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(
+            self.base_url.rstrip("/") + path,
+            data=data,
+            method=method,
+            headers={"content-type": "application/json", "accept": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT_S) as response:
+                return response.status, _decode(response.read())
+        except urllib.error.HTTPError as err:
+            return err.code, _decode(err.read())
+        except OSError as err:
+            raise ApiError(f"{method} {self.base_url}{path}: {err}") from err
+
+
+@dataclass(frozen=True)
+class InvokeTransport:
+    """The API function invoked directly with the event API Gateway's HTTP API would send."""
+
+    client: Any  # a boto3 Lambda client
+    function_name: str
+    via: Literal["http", "invoke"] = "invoke"
+
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        event = http_api_event(method, path, body)
+        try:
+            response = self.client.invoke(FunctionName=self.function_name, Payload=json.dumps(event).encode())
+        except Exception as err:  # botocore raises many types; all mean the function did not answer
+            raise ApiError(f"invoking {self.function_name}: {err}") from err
+        payload = _decode(response["Payload"].read())
+        if response.get("FunctionError"):
+            raise ApiError(f"{self.function_name} raised: {payload}")
+        return int(payload.get("statusCode", 0)), _decode(payload.get("body") or b"")
+
+
+def http_api_event(method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload format 2.0) event, as Mangum reads it."""
+    now = time.time()
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json", "host": "lambdakit-e2e"},
+        "requestContext": {
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": "lambdakit-e2e",
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "body": json.dumps(body) if body is not None else None,
+        "isBase64Encoded": False,
+    }
+
+
+def _decode(raw: bytes | str) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hop:
+    name: str
+    seconds: float
+    detail: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class E2EResult:
+    via: str
+    ok: bool
+    task_id: str | None
+    status: str  # the task's last status, or "" when it was never created
+    reason: str  # why it failed; "" when ok
+    hops: list[Hop] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"schema": SCHEMA, **asdict(self)}
+
+
+def run_e2e(
+    transport: Transport,
+    *,
+    timeout_s: float,
+    poll_interval_s: float = POLL_INTERVAL_S,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> E2EResult:
+    """POST a task, then GET it until the worker has completed it or timeout_s has passed."""
+    hops: list[Hop] = []
+
+    def failed(reason: str, task_id: str | None = None, status: str = "") -> E2EResult:
+        return E2EResult(
+            via=transport.via, ok=False, task_id=task_id, status=status, reason=reason, hops=hops
+        )
+
+    start = clock()
+    name = f"lambdakit-e2e-{uuid.uuid4().hex[:8]}"
+    try:
+        code, body = transport.request("POST", "/tasks", {"name": name, "payload": {"e2e": True}})
+    except ApiError as err:
+        return failed(f"the API did not answer: {err}")
+    created = clock()
+    hops.append(Hop(name="api: create task", seconds=round(created - start, 3), detail=f"HTTP {code}"))
+    if code != 201 or not isinstance(body, dict) or "id" not in body:
+        return failed(f"POST /tasks answered {code}: {body}")
+    task_id = str(body["id"])
+    status, polls = str(body.get("status", "")), 0
+    deadline = created + timeout_s
+    while status != "completed" and clock() < deadline:
+        sleep(poll_interval_s)
+        polls += 1
+        try:
+            code, body = transport.request("GET", f"/tasks/{task_id}")
+        except ApiError as err:
+            return failed(f"reading the task failed: {err}", task_id, status)
+        if code != 200 or not isinstance(body, dict):
+            return failed(f"GET /tasks/{task_id} answered {code}: {body}", task_id, status)
+        status = str(body.get("status", ""))
+    done = clock()
+    detail = f"{polls} polls, last status {status}"
+    if status != "completed":
+        hops.append(Hop(name="queue + worker", seconds=round(done - created, 3), detail=detail))
+        error = body.get("error") if isinstance(body, dict) else None
+        reason = f"task {task_id} still {status or 'unknown'} after {timeout_s:g}s"
+        return failed(reason + (f" (last error: {error})" if error else ""), task_id, status)
+    hops.append(Hop(name="queue + worker: completed", seconds=round(done - created, 3), detail=detail))
+    # The polled time includes up to one poll interval; the rows' own timestamps do not.
+    with suppress(KeyError, TypeError, ValueError):
+        took = datetime.fromisoformat(body["updated_at"]) - datetime.fromisoformat(body["created_at"])
+        hops.append(Hop(name="queue + worker (database clock)", seconds=round(took.total_seconds(), 3)))
+    return E2EResult(via=transport.via, ok=True, task_id=task_id, status=status, reason="", hops=hops)
+
+
+def api_transport(
+    *, outputs: dict[str, str], http_api: bool, lambda_client: Any, api_function: str | None
+) -> Transport:
+    """HTTP when the target serves the HTTP API and the stack says where; else invoke the function."""
+    url = outputs.get("ApiUrl", "")
+    if http_api and url and "unknown" not in url:
+        return HttpTransport(url)
+    if api_function is None:
+        raise EnvironmentProblem(
+            "the target has no HTTP API and the stack has no API function to invoke",
+            hint="deploy first: lambdakit deploy",
+            step="e2e",
+        )
+    return InvokeTransport(lambda_client, api_function)
+
+
+def e2e(
+    options: DeployOptions,
+    *,
+    timeout_s: float,
+    fetch: Fetch = fetch_json,
+    clients: Callable[[str, LocalStackInfo | None], Clients] = aws_clients,
+) -> E2EResult:
+    """Find the deployed stack of the samconfig environment, then run one task through it."""
+    environment = read_samconfig(options.project / "samconfig.toml", options.config_env)
+    localstack = detect_localstack(options.endpoint_url, fetch) if options.target == "localstack" else None
+    client = clients(target_region(options.target, environment), localstack)
+    status, outputs = stack_state(client("cloudformation"), environment.stack_name)
+    if not status:
+        raise EnvironmentProblem(
+            f"stack {environment.stack_name} does not exist on {options.target}",
+            hint=f"deploy it first: lambdakit deploy --target {options.target} --env {environment.name}",
+            step="e2e",
+        )
+    app = read_template(options.project / "template.yaml", environment.parameters)
+    api = next((f.logical_id for f in app.functions if f.http_api), None)
+    api_function = None
+    if api is not None:
+        resource = client("cloudformation").describe_stack_resource(
+            StackName=environment.stack_name, LogicalResourceId=api
+        )
+        api_function = resource["StackResourceDetail"]["PhysicalResourceId"]
+    http_api = localstack is None or localstack.http_api
+    transport = api_transport(
+        outputs=outputs,
+        http_api=http_api,
+        lambda_client=client("lambda", INVOKE_CONFIG),
+        api_function=api_function,
+    )
+    return run_e2e(transport, timeout_s=timeout_s)

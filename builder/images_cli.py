@@ -1,0 +1,102 @@
+"""`lambdakit images`: the Lambda images lambdakit uses, and offline stand-ins for them."""
+
+from __future__ import annotations
+
+import click
+
+from builder import runtimes, standin
+from builder.container import STANDIN_LABEL
+from builder.render import TerminalProgress, emit_json, user_errors
+
+
+@click.group("images")
+def images() -> None:
+    """The Lambda runtime and SAM build images, official or offline stand-ins.
+
+    \b
+    Stand-ins are for machines that cannot pull from public.ecr.aws: Debian 12
+    with a local CPython build, tagged with the official names and labelled
+    org.lambdakit.standin=true. They prove layout, Python ABI and bundled
+    libraries, NOT glibc compatibility (Debian's glibc 2.36 is newer than
+    Lambda's): the static audit covers that.
+    """
+
+
+@images.command("build-standins")
+@click.option(
+    "--runtime",
+    "runtime_names",
+    multiple=True,
+    type=click.Choice(runtimes.runtime_names()),
+    default=standin.DEFAULT_RUNTIMES,
+    show_default=True,
+    help="Runtime to build stand-ins for (repeatable). Needs a local CPython build of that version.",
+)
+@click.option(
+    "--kind",
+    type=click.Choice(["all", *standin.KINDS]),
+    default="all",
+    show_default=True,
+    help="runtime: public.ecr.aws/lambda/python; build: public.ecr.aws/sam/build-python.",
+)
+@click.option("--force", is_flag=True, help="Rebuild even when an up-to-date stand-in exists.")
+@click.option("-v", "--verbose", is_flag=True, help="Show debootstrap's and docker build's own output.")
+def build_standins_command(runtime_names: tuple[str, ...], kind: str, force: bool, verbose: bool) -> None:
+    """Build offline stand-ins for the official images (cached; an official image is never replaced).
+
+    Needs root, debootstrap and a Debian mirror the first time (a few minutes);
+    later runs reuse the cached root filesystem and skip up-to-date images.
+    """
+    # Imported here: builder.cli adds this group, so a module-level import would be circular.
+
+    kinds = standin.KINDS if kind == "all" else (kind,)
+    with user_errors(json_output=False):
+        outcomes = standin.build_standins(
+            runtime_names,
+            kinds=kinds,  # type: ignore[arg-type]
+            force=force,
+            progress=TerminalProgress(verbose=verbose),
+        )
+    for outcome in outcomes:
+        timing = f" in {outcome.seconds:.0f}s" if outcome.status == "built" else ""
+        colour = {"built": "green", "cached": None, "skipped": "yellow"}[outcome.status]
+        click.secho(f"{outcome.status:<8} {outcome.image}{timing}  {outcome.detail}", fg=colour)
+
+
+@images.command("list")
+@click.option("--json", "json_output", is_flag=True, help="Print one JSON document on stdout.")
+def list_command(json_output: bool) -> None:
+    """Which runtime and build images are present, and which of them are stand-ins."""
+    with user_errors(json_output):
+        rows = standin.list_images()
+    if json_output:
+        document = [
+            {
+                "image": row.image,
+                "kind": row.kind,
+                "runtime": row.target.runtime,
+                "arch": row.target.arch.name,
+                "present": row.present,
+                "standin": row.standin,
+                "standin_facts": _standin_facts(row.labels),
+            }
+            for row in rows
+        ]
+        emit_json({"schema": 1, "images": document})
+        return
+    for row in rows:
+        if not row.present:
+            state, colour = "missing", "yellow"
+        elif row.standin:
+            state, colour = "stand-in", "cyan"
+        else:
+            state, colour = "official", "green"
+        facts = _standin_facts(row.labels)
+        detail = f"  ({facts['python']}; {facts['os']})" if row.standin else ""
+        click.secho(f"{state:<9} {row.image}{detail}", fg=colour)
+
+
+def _standin_facts(labels: dict[str, str]) -> dict[str, str]:
+    """The org.lambdakit.standin.* labels, without the prefix."""
+    prefix = STANDIN_LABEL + "."
+    return {key.removeprefix(prefix): value for key, value in labels.items() if key.startswith(prefix)}

@@ -1,0 +1,527 @@
+"""Offline stand-ins for the official Lambda runtime and SAM build images.
+
+Where no registry is reachable, `lambdakit images build-standins` builds images
+tagged with the official names (public.ecr.aws/lambda/python:X.Y-<arch>,
+public.ecr.aws/sam/build-pythonX.Y:latest-<arch>) from a Debian root filesystem
+(debootstrap) and a local CPython build of the same minor version (pyenv's), so
+that the Docker backend, the container import check and `sam local invoke` run
+unchanged. An official image already present under that name is never replaced.
+
+What a stand-in proves: the layer's directory layout is what the runtime puts on
+sys.path (/opt/python, /opt/python/lib/pythonX.Y/site-packages), its extension
+modules were built for this CPython minor version and architecture, and the
+shared libraries it carries in lib/ are found through LD_LIBRARY_PATH (/opt/lib)
+in a system that lacks them; the build image proves that a source build
+(psycopg2 against libpq) and the library bundling work. pip in the build
+stand-in picks wheels for the real runtime's glibc, not Debian's (a PEP 600
+_manylinux hook), so wheel choice matches the real build image.
+
+What it does NOT prove: the stand-ins run Debian 12 with glibc 2.36, newer than
+Lambda's (2.26 on Amazon Linux 2, 2.34 on Amazon Linux 2023), so a binary that
+needs a newer glibc than Lambda has imports here and fails on Lambda; code
+compiled in the build stand-in, and the Debian libraries bundled with it, need
+up to glibc 2.34, which Amazon Linux 2 lacks. The static audit is what catches
+glibc and missing-library gaps against the real runtime; the stand-in only shows
+the plumbing and the Python-level import. Its system libraries are Debian's, not
+Amazon Linux's (a layer can lean on a library the stand-in has and Lambda
+lacks), its package manager is apt, not dnf or yum, and /var/runtime holds
+awslambdaric from PyPI instead of AWS's runtime and boto3.
+
+Every stand-in carries the label org.lambdakit.standin=true, with sibling labels
+naming what it fakes and how, so results can say "checked in a stand-in".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Literal
+
+import docker
+import docker.errors
+
+from builder import container
+from builder.errors import EnvironmentProblem
+from builder.progress import Progress
+from builder.runtimes import Target, all_targets, target
+from builder.verify import find_interpreter, host_arch
+
+Kind = Literal["runtime", "build"]
+KINDS: tuple[Kind, ...] = ("runtime", "build")
+DEFAULT_RUNTIMES = ("python3.11", "python3.12")
+
+# Bump when the images change in a way the recipe hash does not see.
+RECIPE_VERSION = "2"
+SUITE = "bookworm"
+SUITE_FACTS = "Debian 12 (bookworm), glibc 2.36"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+AWSLAMBDARIC = "awslambdaric==4.2.2"
+
+# Beyond minbase: the shared libraries a CPython build's standard extension
+# modules load (ssl, ctypes, sqlite3, readline, curses, nis, uuid, pyexpat).
+BASE_PACKAGES = (
+    "libssl3", "libffi8", "libsqlite3-0", "libreadline8", "libncursesw6", "libexpat1",
+    "libuuid1", "libnsl2", "libtirpc3", "libbz2-1.0", "liblzma5", "zlib1g",
+)  # fmt: skip
+# What a SAM build image offers a source build: a compiler, libc headers, and
+# libpq headers with pg_config (on Amazon Linux the Dockerfile installs libpq-devel).
+BUILD_PACKAGES = ("gcc", "libc6-dev", "libpq-dev")
+# Modules whose import proves the copied interpreter found its shared libraries.
+SMOKE_IMPORTS = "ssl, ctypes, sqlite3, bz2, lzma, zlib, decimal, hashlib, uuid, readline, pyexpat"
+
+# Parts of a CPython install no Lambda function uses, left out to keep images small.
+_STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip"}
+_KEEP_SITE_PACKAGE = re.compile(r"pip(/|-[^/]*\.dist-info(/|$)|$)")
+_SKIP_FILE = re.compile(r"\.opt-[12]\.pyc$|^libpython.*\.a$|^_tkinter\..*\.so$")
+# Debootstrap leaves package caches and docs no image needs.
+_ROOTFS_TRIM = ("var/cache/apt", "var/lib/apt/lists", "usr/share/doc", "usr/share/man", "usr/share/info",
+                "usr/share/locale")  # fmt: skip
+
+# Lambda's environment, as the official runtime images set it.
+_LAMBDA_LD_LIBRARY_PATH = (
+    "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
+)
+_LAMBDA_PATH = "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin"
+
+# The interpreter goes to /var/lang, as in the official images.
+_LANG_STEPS = """\
+COPY lang/ /var/lang/
+# pyenv's build names its own prefix in its RUNPATH and in sysconfig (where a
+# source build looks for Python.h): a link from that prefix keeps both true.
+RUN mkdir -p {prefix_parent} && ln -s /var/lang {prefix} \\
+ && ln -sf python{version} /var/lang/bin/python3 \\
+ && /var/lang/bin/python{version} -c "import {smoke}"
+"""
+
+_RUNTIME_DOCKERFILE = """\
+FROM {base}
+{lang_steps}
+COPY runtime/ /var/runtime/
+RUN chmod 755 /var/runtime/bootstrap && mkdir -p /var/task /opt
+ENV LANG=C.UTF-8 TZ=:/etc/localtime PATH={path} LD_LIBRARY_PATH={ld_library_path} \\
+    LAMBDA_TASK_ROOT=/var/task LAMBDA_RUNTIME_DIR=/var/runtime
+WORKDIR /var/task
+ENTRYPOINT ["/var/runtime/bootstrap"]
+"""
+
+_BUILD_DOCKERFILE = """\
+FROM {base}
+{lang_steps}
+COPY _manylinux.py /var/lang/lib/python{version}/site-packages/
+ENV LANG=C.UTF-8 PATH={path}
+WORKDIR /var/task
+"""
+
+# PEP 600's hook: pip in the build stand-in picks only wheels the real runtime's
+# glibc can load, as it would in the real build image, not what Debian's could.
+_MANYLINUX_PY = """\
+# lambdakit stand-in: wheels for Lambda's glibc {glibc}, not this image's (PEP 600).
+def manylinux_compatible(tag_major, tag_minor, tag_arch):
+    return (tag_major, tag_minor) <= {glibc_tuple}
+"""
+
+_BUILDTOOLS_DOCKERFILE = """\
+FROM {base}
+RUN apt-get update \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {packages} \\
+ && apt-get clean && rm -rf /var/lib/apt/lists/* /usr/share/doc /usr/share/man
+"""
+
+# /var/runtime/bootstrap: the Runtime Interface Emulator (SAM's, or Lambda's
+# own) runs it with the handler in _HANDLER.
+_BOOTSTRAP = """\
+#!/bin/sh
+# lambdakit stand-in for Lambda's Python bootstrap (awslambdaric from PyPI).
+export AWS_EXECUTION_ENV="${{AWS_EXECUTION_ENV:-AWS_Lambda_python{version}}}"
+exec /var/lang/bin/python{version} /var/runtime/bootstrap.py "$@"
+"""
+
+_BOOTSTRAP_PY = """\
+import os
+import sys
+
+# sys.path as Lambda sets it: function code, then the layers, then the standard
+# library; the runtime's own directory last so a layer's packages win.
+runtime_dir = sys.path.pop(0)
+version = "%d.%d" % sys.version_info[:2]
+sys.path[:0] = [
+    os.environ.get("LAMBDA_TASK_ROOT", "/var/task"),
+    "/opt/python",
+    "/opt/python/lib/python%s/site-packages" % version,
+]
+sys.path.append(runtime_dir)
+
+from awslambdaric.__main__ import main
+
+main([sys.argv[0], sys.argv[1] if len(sys.argv) > 1 else os.environ["_HANDLER"]])
+"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Standin:
+    kind: Kind
+    target: Target
+    prefix: Path  # the local CPython build copied to /var/lang
+    python: str  # its full version, e.g. 3.12.1
+
+    @property
+    def image(self) -> str:
+        return image_name(self.target, self.kind)
+
+
+def image_name(t: Target, kind: Kind) -> str:
+    """The official name a stand-in of this kind is tagged with."""
+    return t.runtime_image if kind == "runtime" else t.build_image
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    image: str
+    status: Literal["built", "cached", "skipped"]
+    detail: str = ""
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageRow:
+    image: str
+    kind: Kind
+    target: Target
+    present: bool
+    standin: bool
+    labels: dict[str, str]
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("LAMBDAKIT_CACHE") or Path.home() / ".cache" / "lambdakit"
+    return Path(root) / "standin"
+
+
+def python_prefix(version: str) -> Path | None:
+    """A self-contained CPython install of this version (pyenv's), not a system /usr."""
+    interpreter = find_interpreter(version)
+    if interpreter is None:
+        return None
+    prefix = interpreter.resolve().parent.parent
+    if (
+        prefix in (Path("/usr"), Path("/usr/local"))
+        or not (prefix / "lib" / f"python{version}" / "os.py").is_file()
+    ):
+        return None
+    return prefix
+
+
+def plan(runtimes: Iterable[str], kinds: Iterable[Kind] = KINDS) -> tuple[list[Standin], list[Outcome]]:
+    """The stand-ins this machine can build, and why the others are skipped.
+
+    A stand-in is built for the host's architecture only: the interpreter is
+    copied from this machine.
+    """
+    arch = host_arch()
+    standins: list[Standin] = []
+    skipped: list[Outcome] = []
+    for runtime in runtimes:
+        t = target(runtime, arch)
+        prefix = python_prefix(t.version)
+        if prefix is None:
+            reason = f"no local CPython {t.version} build (pyenv install {t.version}) to copy"
+            skipped += [Outcome(image=image_name(t, kind), status="skipped", detail=reason) for kind in kinds]
+            continue
+        python = _python_version(prefix, t.version)
+        standins += [Standin(kind=kind, target=t, prefix=prefix, python=python) for kind in kinds]
+    return standins, skipped
+
+
+def _python_version(prefix: Path, version: str) -> str:
+    argv = [
+        str(prefix / "bin" / f"python{version}"),
+        "-I",
+        "-c",
+        "import platform; print(platform.python_version())",
+    ]
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def build_standins(
+    runtimes: Iterable[str] = DEFAULT_RUNTIMES,
+    *,
+    kinds: Iterable[Kind] = KINDS,
+    force: bool = False,
+    progress: Progress,
+) -> list[Outcome]:
+    """Build the missing or outdated stand-ins; an up-to-date one is left as is."""
+    client = container.connect()
+    standins, outcomes = plan(runtimes, kinds)
+    base = f"lambdakit/standin-base:{SUITE}-{_digest(SUITE, *BASE_PACKAGES)[:12]}"
+    buildtools = f"lambdakit/standin-buildtools:{SUITE}-{_digest(base, *BUILD_PACKAGES)[:12]}"
+    for standin in standins:
+        started = time.perf_counter()
+        dockerfile = _dockerfile(standin, base=base, buildtools=buildtools)
+        recipe = _digest(
+            RECIPE_VERSION,
+            dockerfile,
+            standin.python,
+            AWSLAMBDARIC,
+            _BOOTSTRAP,
+            _BOOTSTRAP_PY,
+            _manylinux_py(standin.target),
+        )
+        existing = container.image_facts(client, standin.image)
+        if existing is not None and not existing.standin:
+            outcomes.append(
+                Outcome(image=standin.image, status="skipped", detail="the official image is present")
+            )
+            continue
+        if (
+            existing is not None
+            and existing.labels.get(f"{container.STANDIN_LABEL}.recipe") == recipe
+            and not force
+        ):
+            outcomes.append(Outcome(image=standin.image, status="cached", detail=f"CPython {standin.python}"))
+            continue
+        progress.step("stand-in", f"{standin.image} (CPython {standin.python} on {SUITE_FACTS})")
+        _ensure_base(client, base, progress)
+        if standin.kind == "build":
+            _ensure_buildtools(client, base, buildtools, progress)
+        with _context(standin, dockerfile, progress) as context:
+            image_id, _ = container.build_image(
+                client,
+                context=context,
+                tag=standin.image,
+                labels=_labels(standin, recipe),
+                on_line=progress.output,
+            )
+        if existing is not None and existing.id != image_id:
+            # The outdated stand-in is now untagged; its layers would only take space.
+            with contextlib.suppress(docker.errors.APIError):
+                client.images.remove(existing.id)
+        seconds = time.perf_counter() - started
+        outcomes.append(
+            Outcome(image=standin.image, status="built", detail=f"CPython {standin.python}", seconds=seconds)
+        )
+    return outcomes
+
+
+def list_images() -> list[ImageRow]:
+    """Every runtime and build image lambdakit can use, whether present, and whether a stand-in."""
+    client = container.connect()
+    rows = []
+    for t in all_targets():
+        for kind in KINDS:
+            facts = container.image_facts(client, image_name(t, kind))
+            rows.append(
+                ImageRow(
+                    image=image_name(t, kind),
+                    kind=kind,
+                    target=t,
+                    present=facts is not None,
+                    standin=facts is not None and facts.standin,
+                    labels=dict(facts.labels) if facts is not None else {},
+                )
+            )
+    return rows
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _dockerfile(standin: Standin, *, base: str, buildtools: str) -> str:
+    lang_steps = _LANG_STEPS.format(
+        prefix=standin.prefix,
+        prefix_parent=standin.prefix.parent,
+        version=standin.target.version,
+        smoke=SMOKE_IMPORTS,
+    )
+    if standin.kind == "runtime":
+        return _RUNTIME_DOCKERFILE.format(
+            base=base, lang_steps=lang_steps, path=_LAMBDA_PATH, ld_library_path=_LAMBDA_LD_LIBRARY_PATH
+        )
+    return _BUILD_DOCKERFILE.format(
+        base=buildtools, lang_steps=lang_steps, path=_LAMBDA_PATH, version=standin.target.version
+    )
+
+
+def _manylinux_py(t: Target) -> str:
+    return _MANYLINUX_PY.format(glibc=t.glibc_text, glibc_tuple=t.glibc)
+
+
+def _labels(standin: Standin, recipe: str) -> dict[str, str]:
+    t = standin.target
+    prefix = container.STANDIN_LABEL
+    labels = {
+        prefix: "true",
+        f"{prefix}.kind": standin.kind,
+        f"{prefix}.fakes": standin.image,
+        f"{prefix}.os": SUITE_FACTS,
+        f"{prefix}.real-os": f"{t.os_name}, glibc {t.glibc_text}",
+        f"{prefix}.python": f"CPython {standin.python}, copied from {standin.prefix}",
+        f"{prefix}.recipe": recipe,
+    }
+    if standin.kind == "build":
+        labels[f"{prefix}.package-manager"] = f"apt (the real image has {t.package_manager})"
+        labels[f"{prefix}.wheels"] = f"pip picks manylinux wheels up to glibc {t.glibc_text} (PEP 600)"
+    return labels
+
+
+# --- base images ------------------------------------------------------------------------------
+
+
+def _ensure_base(client: docker.DockerClient, tag: str, progress: Progress) -> None:
+    if container.image_facts(client, tag) is not None:
+        return
+    tarball = _rootfs_tarball(progress)
+    progress.step("stand-in", f"docker import {tarball.name} as {tag}")
+    repository, _, version = tag.rpartition(":")
+    client.api.import_image_from_file(str(tarball), repository=repository, tag=version)
+
+
+def _ensure_buildtools(client: docker.DockerClient, base: str, tag: str, progress: Progress) -> None:
+    if container.image_facts(client, tag) is not None:
+        return
+    progress.step("stand-in", f"{tag}: apt-get install {' '.join(BUILD_PACKAGES)}")
+    dockerfile = _BUILDTOOLS_DOCKERFILE.format(base=base, packages=" ".join(BUILD_PACKAGES))
+    with tempfile.TemporaryFile() as fileobj:
+        with tarfile.open(fileobj=fileobj, mode="w") as tar:
+            _add_text(tar, "Dockerfile", dockerfile)
+        fileobj.seek(0)
+        container.build_image(client, context=fileobj, tag=tag, on_line=progress.output)
+
+
+def _rootfs_tarball(progress: Progress) -> Path:
+    """A minimal Debian root filesystem as a tar, made once with debootstrap and cached."""
+    cache = cache_dir()
+    tarball = cache / f"{SUITE}-{host_arch()}-minbase-{_digest(SUITE, *BASE_PACKAGES)[:12]}.tar"
+    if tarball.is_file():
+        return tarball
+    if shutil.which("debootstrap") is None:
+        raise EnvironmentProblem(
+            "debootstrap is needed to build the stand-in images' root filesystem",
+            hint="apt-get install -y debootstrap (or scripts/ensure-docker.sh --standin)",
+        )
+    if os.geteuid() != 0:
+        raise EnvironmentProblem(
+            "debootstrap must run as root", hint="run `lambdakit images build-standins` as root"
+        )
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="rootfs-", dir=cache) as scratch:
+        root = Path(scratch) / "root"
+        argv = ["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}", SUITE, str(root)]
+        _run([*argv, debian_mirror()], progress, step=f"debootstrap {SUITE} (about a minute, once)")
+        for rel in _ROOTFS_TRIM:
+            shutil.rmtree(root / rel, ignore_errors=True)
+        partial = tarball.with_suffix(".partial")
+        _run(
+            ["tar", "--numeric-owner", "-C", str(root), "-cf", str(partial), "."],
+            progress,
+            step="pack rootfs",
+        )
+        partial.rename(tarball)
+    return tarball
+
+
+def debian_mirror() -> str:
+    """LAMBDAKIT_DEBIAN_MIRROR, else the Debian mirror apt is configured with, else deb.debian.org."""
+    configured = os.environ.get("LAMBDAKIT_DEBIAN_MIRROR")
+    if configured:
+        return configured
+    sources = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*.sources"))]
+    for source in sources:
+        try:
+            text = source.read_text()
+        except OSError:
+            continue
+        for match in re.finditer(
+            r"(?:^deb\s+(?:\[[^]]*\]\s+)?|^URIs:\s*)(\S+/debian)/?\s", text, re.MULTILINE
+        ):
+            return match.group(1)
+    return DEFAULT_MIRROR
+
+
+def _run(argv: list[str], progress: Progress, *, step: str) -> None:
+    progress.step("stand-in", step)
+    progress.output("$ " + " ".join(argv))
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    tail: deque[str] = deque(maxlen=3)
+    for line in proc.stdout:
+        progress.output(line.rstrip())
+        tail.append(line.rstrip())
+    if proc.wait() != 0:
+        raise EnvironmentProblem(f"{argv[0]} failed ({step}): " + " | ".join(tail), step="stand-in")
+
+
+# --- build context ----------------------------------------------------------------------------
+
+
+@contextmanager
+def _context(standin: Standin, dockerfile: str, progress: Progress) -> Iterator[IO[bytes]]:
+    """The build context as a tar file: Dockerfile, the interpreter tree, the runtime's bootstrap."""
+    with tempfile.TemporaryDirectory(prefix="standin-") as scratch, tempfile.TemporaryFile() as fileobj:
+        with tarfile.open(fileobj=fileobj, mode="w") as tar:
+            _add_text(tar, "Dockerfile", dockerfile)
+            tar.add(standin.prefix, arcname="lang", filter=interpreter_filter(standin))
+            if standin.kind == "runtime":
+                runtime = _runtime_dir(standin, Path(scratch), progress)
+                tar.add(runtime, arcname="runtime", filter=_owned_by_root)
+            else:
+                _add_text(tar, "_manylinux.py", _manylinux_py(standin.target))
+        fileobj.seek(0)
+        yield fileobj
+
+
+def _runtime_dir(standin: Standin, scratch: Path, progress: Progress) -> Path:
+    """/var/runtime: awslambdaric for this interpreter, and the bootstrap that starts it."""
+    runtime = scratch / "runtime"
+    version = standin.target.version
+    python = str(standin.prefix / "bin" / f"python{version}")
+    pip = [python, "-I", "-m", "pip", "install", "--quiet", "--no-compile", "--target", str(runtime)]
+    _run([*pip, AWSLAMBDARIC], progress, step=f"pip install {AWSLAMBDARIC} for /var/runtime")
+    (runtime / "bootstrap").write_text(_BOOTSTRAP.format(version=version))
+    (runtime / "bootstrap").chmod(0o755)
+    (runtime / "bootstrap.py").write_text(_BOOTSTRAP_PY)
+    return runtime
+
+
+def interpreter_filter(standin: Standin) -> Callable[[tarfile.TarInfo], tarfile.TarInfo | None]:
+    stdlib = f"lang/lib/python{standin.target.version}/"
+
+    def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        name = info.name
+        top, _, rest = name.removeprefix(stdlib).partition("/") if name.startswith(stdlib) else ("", "", "")
+        if top in _STDLIB_SKIP:
+            return None
+        # The local build may carry a developer's packages; only pip belongs in an image.
+        if top == "site-packages" and rest and not _KEEP_SITE_PACKAGE.match(rest):
+            return None
+        if _SKIP_FILE.search(name.rsplit("/", 1)[-1]) or name.startswith("lang/share/"):
+            return None
+        return _owned_by_root(info)
+
+    return keep
+
+
+def _owned_by_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    return info
+
+
+def _add_text(tar: tarfile.TarFile, name: str, text: str) -> None:
+    data = text.encode()
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(data), 0o644, 0
+    tar.addfile(info, io.BytesIO(data))

@@ -1,0 +1,90 @@
+"""deploy's order of steps, with sam replaced by a fake: nothing invalid reaches `sam deploy`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from builder.deploy import SAM_BUILD_DIR, Command, DeployOptions, deploy
+from builder.errors import InvalidLayer
+from builder.progress import Silent
+
+from .conftest import write
+
+PAGES = {
+    "/_localstack/health": {"services": {"sqs": "running", "lambda": "running"}},
+    "/_localstack/info": {"version": "4.14.0", "edition": "community"},
+}
+
+
+def fetch(url: str) -> dict:
+    return PAGES[url.removeprefix("http://ls:4566")]
+
+
+class FakeSam:
+    """`sam build` lays out packages whose handler imports `dep`; `sam deploy` is recorded."""
+
+    def __init__(self, project: Path, *, layer_has_dep: bool) -> None:
+        self.project, self.layer_has_dep, self.ran = project, layer_has_dep, []
+
+    def __call__(self, command: Command, progress: object) -> None:
+        self.ran.append(command.step)
+        if command.step == "sam build":
+            build = self.project / SAM_BUILD_DIR
+            write(
+                build / "DepsLayer/python/dep.py"
+                if self.layer_has_dep
+                else build / "DepsLayer/python/other.py"
+            )
+            for function in ("ApiFunction", "WorkerFunction"):
+                write(build / function / "handler.py", "import dep\n")
+
+
+@pytest.fixture
+def clients(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("POSTGRES_PASSWORD", "pw")
+    with mock_aws():
+        yield (
+            lambda region, localstack: lambda service, config=None: boto3.client(service, region_name=region)
+        )
+
+
+def test_invalid_function_package_is_never_deployed(project: Path, clients) -> None:
+    sam = FakeSam(project, layer_has_dep=False)
+    options = DeployOptions(
+        target="localstack", config_env="localstack", project=project, endpoint_url="http://ls:4566"
+    )
+    with pytest.raises(InvalidLayer) as err:
+        deploy(options, Silent(), run=sam, fetch=fetch, clients=clients)
+    assert sam.ran == ["sam build"]
+    assert "ApiFunction" in err.value.message
+    assert any(p["code"] == "import-failed" for p in err.value.report["problems"])
+
+
+def test_merged_then_validated_then_deployed(project: Path, clients) -> None:
+    sam = FakeSam(project, layer_has_dep=True)
+    options = DeployOptions(
+        target="localstack", config_env="localstack", project=project, endpoint_url="http://ls:4566"
+    )
+    result = deploy(options, Silent(), run=sam, fetch=fetch, clients=clients)
+    assert sam.ran == ["sam build", "sam deploy"]
+    assert [record.copied for record in result.merged] == [1, 1]
+    assert result.functions == {"ApiFunction": "valid", "WorkerFunction": "valid"}
+    # The fake deploy created no stack: the result says so instead of claiming success.
+    assert result.stack_status == ""
+    assert not result.ok
+    assert list(result.timings) == [
+        "plan",
+        "secret",
+        "layers",
+        "sam build",
+        "merge",
+        "validate",
+        "sam deploy",
+        "outputs",
+    ]

@@ -1,0 +1,108 @@
+"""Layers merged into function packages (LocalStack does not apply them), on trees the test builds."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from builder.deploy import SAM_BUILD_DIR, merge_layers, read_template, validate_function
+from builder.errors import UsageError
+
+from .conftest import write
+
+SITE = "python/lib/python3.12/site-packages"
+
+
+def sam_build_output(project: Path) -> Path:
+    """What `sam build` leaves: the layer under its logical id, each function package under its own."""
+    build = project / SAM_BUILD_DIR
+    layer = build / "DepsLayer"
+    write(layer / "python/dep/__init__.py", "VALUE = 'from the layer'\n")
+    write(layer / "python/dep/_speedups.cpython-312-x86_64-linux-gnu.so", "not really ELF")
+    write(layer / "python/shared.py", "WHO = 'layer'\n")
+    write(layer / SITE / "sitepkg.py", "X = 1\n")
+    write(layer / "lib/libpq.so.5", "a library")
+    write(layer / "bin/pg_tool", "#!/bin/sh\n")
+    for function in ("ApiFunction", "WorkerFunction"):
+        write(
+            build / function / f"{function.lower()}.py",
+            "import dep\n\ndef handler(event, context): return {}\n",
+        )
+    # The API ships its own shared.py: on Lambda /var/task comes first, so it must win.
+    write(build / "ApiFunction/shared.py", "WHO = 'function'\n")
+    # The worker already has an identical copy (e.g. built with the layer bundled).
+    write(build / "WorkerFunction/shared.py", "WHO = 'layer'\n")
+    return build
+
+
+def test_layer_content_lands_where_the_runtime_looks(project: Path) -> None:
+    build = sam_build_output(project)
+    records = merge_layers(read_template(project / "template.yaml"), build, project)
+
+    assert [(r.function, r.layer) for r in records] == [
+        ("ApiFunction", "DepsLayer"),
+        ("WorkerFunction", "DepsLayer"),
+    ]
+    for function in ("ApiFunction", "WorkerFunction"):
+        package = build / function
+        # /opt/python and its site-packages -> the package root (on sys.path like /var/task)
+        assert (package / "dep/__init__.py").read_text() == "VALUE = 'from the layer'\n"
+        assert (package / "dep/_speedups.cpython-312-x86_64-linux-gnu.so").is_file()
+        assert (package / "sitepkg.py").is_file()
+        # /opt/lib -> /var/task/lib, which is on LD_LIBRARY_PATH too
+        assert (package / "lib/libpq.so.5").is_file()
+        # python/lib/python3.12 is a sys.path entry, not a package to copy as such
+        assert not (package / "lib/python3.12").exists()
+        assert not (package / "bin").exists()
+
+    api, worker = records
+    assert (build / "ApiFunction/shared.py").read_text() == "WHO = 'function'\n"
+    assert api.kept == ("ApiFunction/shared.py",)
+    assert worker.kept == ()
+    assert api.copied == worker.copied == 4
+    assert api.skipped == worker.skipped == ("bin",)
+    assert api.source == str(build / "DepsLayer")
+
+
+def test_merge_again_copies_nothing(project: Path) -> None:
+    build = sam_build_output(project)
+    app = read_template(project / "template.yaml")
+    merge_layers(app, build, project)
+    again = merge_layers(app, build, project)
+    assert [r.copied for r in again] == [0, 0]
+
+
+def test_falls_back_to_lambdakits_published_layer(project: Path) -> None:
+    build = sam_build_output(project)
+    shutil.rmtree(build / "DepsLayer")
+    write(project / "build/layers/deps/tree/python/published.py", "")
+    records = merge_layers(read_template(project / "template.yaml"), build, project)
+    assert records[0].source == str(project / "build/layers/deps/tree")
+    assert (build / "ApiFunction/published.py").is_file()
+
+
+def test_no_layer_content_anywhere(project: Path) -> None:
+    build = sam_build_output(project)
+    shutil.rmtree(build / "DepsLayer")
+    with pytest.raises(UsageError, match="no built content for layer DepsLayer"):
+        merge_layers(read_template(project / "template.yaml"), build, project)
+
+
+def test_function_package_alone_imports_once_merged(project: Path) -> None:
+    """Validated as LocalStack Community runs it, without the layer: the handler's `import dep` works."""
+    build = sam_build_output(project)
+    app = read_template(project / "template.yaml")
+    api = app.functions[0]
+    before = validate_function(app, api, build, merged=True)
+    assert before.verdict == "invalid"
+    assert "No module named 'dep'" in str(before.imports.modules["apifunction"])
+
+    # Where layers are applied, the same package is checked together with its layer.
+    assert validate_function(app, api, build, merged=False).imports.modules["apifunction"] is None
+
+    merge_layers(app, build, project)
+    after = validate_function(app, api, build, merged=True)
+    assert after.imports.modules["apifunction"] is None
+    assert after.imports.modules["dep"] is None

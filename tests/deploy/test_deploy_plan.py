@@ -1,0 +1,224 @@
+"""Planning a deploy: the template and samconfig read, the argv built. No network, no tools run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from builder.deploy import (
+    DeployOptions,
+    LocalStackInfo,
+    detect_localstack,
+    plan_deploy,
+    read_samconfig,
+    read_template,
+)
+from builder.errors import EnvironmentProblem, UsageError
+
+from .conftest import write
+
+COMMUNITY = LocalStackInfo(
+    url="http://127.0.0.1:4566",
+    version="4.14.0",
+    edition="community",
+    license_active=False,
+    services=("sqs",),
+)
+PRO = LocalStackInfo(
+    url="http://127.0.0.1:4566",
+    version="4.14.0",
+    edition="pro",
+    license_active=True,
+    services=("apigatewayv2", "sqs"),
+)
+ALL_TOOLS = {"sam": "/bin/sam", "samlocal": "/bin/samlocal", "lambdakit": "/bin/lambdakit"}
+
+
+def tools(*missing: str):
+    return lambda name: None if name in missing else ALL_TOOLS[name]
+
+
+def test_template_applies_globals_and_parameters(project: Path) -> None:
+    app = read_template(project / "template.yaml", {"Architecture": "arm64"})
+    api, worker = app.functions
+    assert (api.logical_id, api.runtime, api.arch, api.http_api) == (
+        "ApiFunction",
+        "python3.12",
+        "arm64",
+        True,
+    )
+    # A layer ARN from elsewhere is not the template's to build or merge.
+    assert worker.layers == ("DepsLayer",)
+    assert not worker.http_api
+    assert app.layers[0].name == "deps"
+    assert app.target.runtime == "python3.12"
+    assert app.target.arch.name == "arm64"
+
+
+def test_template_with_two_runtimes_is_refused(project: Path) -> None:
+    text = (project / "template.yaml").read_text()
+    write(
+        project / "template.yaml",
+        text.replace("Handler: worker.handler", "Handler: worker.handler\n      Runtime: python3.11"),
+    )
+    with pytest.raises(UsageError, match="mixes runtimes"):
+        _ = read_template(project / "template.yaml").target
+
+
+def test_samconfig_overrides_as_list_or_string(project: Path) -> None:
+    local = read_samconfig(project / "samconfig.toml", "localstack")
+    prod = read_samconfig(project / "samconfig.toml", "prod")
+    assert local.parameters["DbSecretName"] == "mini/local/db"
+    assert prod.parameters == {
+        "Architecture": "x86_64",
+        "DbHost": "db.example.internal",
+        "DbSecretName": "mini/prod/db",
+    }
+    assert (prod.stack_name, prod.region) == ("mini-prod", "eu-west-1")
+    with pytest.raises(UsageError, match="no environment 'staging'") as err:
+        read_samconfig(project / "samconfig.toml", "staging")
+    assert "localstack, prod" in err.value.hint
+
+
+def test_localstack_community_plan(project: Path) -> None:
+    plan = plan_deploy(
+        DeployOptions(target="localstack", config_env="localstack", project=project),
+        localstack=COMMUNITY,
+        tool=tools(),
+    )
+    assert plan.merge_layers
+    assert plan.build.argv == (
+        "/bin/sam",
+        "build",
+        "--template-file",
+        "template.yaml",
+        "--config-env",
+        "localstack",
+    )
+    # The Makefiles get the template's runtime and architecture: SAM does not pass them.
+    assert plan.build.env["RUNTIME"] == "python3.12"
+    assert plan.build.env["ARCH"] == "x86_64"
+    assert plan.build.env["LAMBDAKIT"] == "/bin/lambdakit"
+    argv = plan.deploy.argv
+    assert argv[:4] == ("/bin/samlocal", "deploy", "--config-env", "localstack")
+    assert "--no-confirm-changeset" in argv
+    overrides = argv[argv.index("--parameter-overrides") + 1 :]
+    # The database host is the compose service's name on the compose network.
+    assert overrides == ("Architecture=x86_64", "DbHost=db", "DbSecretName=mini/local/db")
+    assert plan.deploy.env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4566"
+    assert plan.deploy.env["AWS_ACCESS_KEY_ID"] == "test"
+    assert not plan.deploy.interactive
+    assert any("does not apply layers" in note for note in plan.notes)
+    assert any("invoking its function" in note for note in plan.notes)
+
+
+def test_localstack_without_samlocal_uses_sam_and_says_so(project: Path) -> None:
+    plan = plan_deploy(
+        DeployOptions(target="localstack", config_env="localstack", project=project),
+        localstack=PRO,
+        tool=tools("samlocal"),
+    )
+    assert plan.deploy.argv[:2] == ("/bin/sam", "deploy")
+    assert plan.deploy.env["AWS_ENDPOINT_URL"] == PRO.url
+    assert any("samlocal is not installed" in note for note in plan.notes)
+    # Pro applies layers and serves HTTP APIs: nothing to work around.
+    assert not plan.merge_layers
+    assert not any("layers" in note or "HTTP API" in note for note in plan.notes)
+
+
+def test_aws_plan_with_no_execute_changeset(project: Path) -> None:
+    options = DeployOptions(target="aws", config_env="prod", project=project, no_execute_changeset=True)
+    plan = plan_deploy(options, localstack=None, tool=tools())
+    argv = plan.deploy.argv
+    assert argv[:6] == ("/bin/sam", "deploy", "--config-env", "prod", "--region", "eu-west-1")
+    assert "--no-execute-changeset" in argv
+    assert "--no-confirm-changeset" not in argv
+    assert "AWS_ENDPOINT_URL" not in plan.deploy.env
+    assert "AWS_ACCESS_KEY_ID" not in plan.deploy.env
+    # The secret's name travels, never a password; the host stays what samconfig says.
+    overrides = argv[argv.index("--parameter-overrides") + 1 :]
+    assert "DbSecretName=mini/prod/db" in overrides
+    assert "DbHost=db.example.internal" in overrides
+    assert not any("password" in item.lower() for item in argv)
+    assert not plan.deploy.interactive
+    assert not plan.merge_layers
+
+
+def test_aws_plan_that_executes_lets_sam_ask(project: Path) -> None:
+    plan = plan_deploy(
+        DeployOptions(target="aws", config_env="prod", project=project), localstack=None, tool=tools()
+    )
+    assert "--no-execute-changeset" not in plan.deploy.argv
+    # samconfig's confirm_changeset prompt reaches the user's terminal.
+    assert plan.deploy.interactive
+
+
+def test_plaintext_password_is_refused(project: Path) -> None:
+    config = (project / "samconfig.toml").read_text()
+    write(project / "samconfig.toml", config.replace('"DbSecretName=mini/local/db"', '"DbPassword=hunter2"'))
+    with pytest.raises(UsageError) as err:
+        plan_deploy(
+            DeployOptions(target="localstack", config_env="localstack", project=project),
+            localstack=COMMUNITY,
+            tool=tools(),
+        )
+    assert "DbSecretName" in err.value.message + err.value.hint
+
+
+def test_password_parameter_with_a_secret_is_refused(project: Path) -> None:
+    config = (project / "samconfig.toml").read_text()
+    write(project / "samconfig.toml", config.replace('"DbHost=localhost"', '"DbPassword=hunter2"'))
+    with pytest.raises(UsageError, match="carry a password"):
+        plan_deploy(
+            DeployOptions(target="localstack", config_env="localstack", project=project),
+            localstack=COMMUNITY,
+            tool=tools(),
+        )
+
+
+def test_no_execute_changeset_is_for_aws(project: Path) -> None:
+    options = DeployOptions(
+        target="localstack", config_env="localstack", project=project, no_execute_changeset=True
+    )
+    with pytest.raises(UsageError, match="--target aws"):
+        plan_deploy(options, localstack=COMMUNITY, tool=tools())
+
+
+def test_missing_sam_is_an_environment_problem(project: Path) -> None:
+    with pytest.raises(EnvironmentProblem, match="sam is not installed"):
+        plan_deploy(
+            DeployOptions(target="aws", config_env="prod", project=project),
+            localstack=None,
+            tool=tools("sam"),
+        )
+
+
+@pytest.mark.parametrize(
+    ("info", "applies", "http_api"),
+    [
+        ({"version": "4.14.0", "edition": "community"}, False, False),
+        # Run from source (as scripts/localstack.sh does) it does not know its edition.
+        ({"version": "2026.3.0", "edition": "unknown"}, False, False),
+        ({"version": "4.14.0", "edition": "pro", "is_license_activated": True}, True, True),
+    ],
+)
+def test_detect_localstack_edition(info: dict, applies: bool, http_api: bool) -> None:
+    services = {"sqs": "running", "lambda": "available", "s3": "disabled"}
+    if http_api:
+        services["apigatewayv2"] = "available"
+    pages = {"/_localstack/health": {"services": services}, "/_localstack/info": info}
+    found = detect_localstack("http://ls:4566/", lambda url: pages[url.removeprefix("http://ls:4566")])
+    assert found.applies_layers is applies
+    assert found.http_api is http_api
+    assert found.url == "http://ls:4566"
+    assert "s3" not in found.services
+
+
+def test_unreachable_localstack_says_how_to_start_it() -> None:
+    def refuse(url: str) -> dict:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    with pytest.raises(EnvironmentProblem) as err:
+        detect_localstack("http://127.0.0.1:9", refuse)
+    assert "scripts/localstack.sh start" in err.value.hint

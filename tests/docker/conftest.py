@@ -1,0 +1,137 @@
+"""Tests in real containers: they need a Docker engine, and build the offline stand-ins once.
+
+Without an engine every test here FAILS with the reason (start one with
+scripts/ensure-docker.sh); set LAMBDAKIT_SKIP_DOCKER_TESTS=1 to skip them instead.
+The first run builds the stand-in images (root and debootstrap needed, minutes);
+later runs find them cached, and Docker's build cache makes the layer builds quick.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import docker
+import pytest
+
+from builder import container, standin
+from builder.backends import Resolved, ResolveRequest
+from builder.backends.docker import BACKEND
+from builder.errors import EnvironmentProblem
+from builder.progress import Silent
+from builder.runtimes import Target, target
+from builder.verify import host_arch
+
+RUNTIMES = ("python3.11", "python3.12")
+SIZES = pytest.StashKey[dict[str, dict[str, int]]]()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def docker_client() -> docker.DockerClient:
+    if os.environ.get("LAMBDAKIT_SKIP_DOCKER_TESTS") == "1":
+        pytest.skip("LAMBDAKIT_SKIP_DOCKER_TESTS=1")
+    try:
+        return container.connect()
+    except EnvironmentProblem as err:
+        reason = f"{err.message}. To {err.hint}"
+    # Failed outside the except block, so the report is this message, not a chain of tracebacks.
+    pytest.fail(
+        f"these tests need a Docker engine: {reason}. Or set LAMBDAKIT_SKIP_DOCKER_TESTS=1 to skip them.",
+        pytrace=False,
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def standins(docker_client: docker.DockerClient) -> list[standin.Outcome]:
+    outcomes = standin.build_standins(RUNTIMES, progress=Silent())
+    skipped = [o for o in outcomes if o.status == "skipped" and o.detail != "the official image is present"]
+    assert not skipped, f"stand-ins that could not be built: {skipped}"
+    return outcomes
+
+
+@pytest.fixture(scope="session")
+def standin_only(docker_client: docker.DockerClient) -> Callable[[str], None]:
+    """For tests of a stand-in's own traits: skips when the official image is present instead."""
+
+    def check(image: str) -> None:
+        facts = container.image_facts(docker_client, image)
+        if facts is not None and not facts.standin:
+            pytest.skip(f"the official {image} is present; this test is about the stand-in")
+
+    return check
+
+
+RunIn = Callable[[str, list[str]], tuple[int, list[str]]]
+
+
+@pytest.fixture(scope="session")
+def run_in(docker_client: docker.DockerClient) -> RunIn:
+    """Runs argv in a fresh container of an image, without network: (exit status, output lines)."""
+
+    def run(image: str, argv: list[str]) -> tuple[int, list[str]]:
+        lines: list[str] = []
+        box = container.Container(image=image, entrypoint=argv[:1], command=argv[1:], client=docker_client)
+        with box:
+            status, timed_out = box.run(lines.append, timeout_s=120)
+        assert not timed_out
+        return status, lines
+
+    return run
+
+
+def build(tmp_root: Path, requirement: str, runtime: str) -> tuple[Path, Resolved, Target]:
+    """A layer tree built by the Docker backend for one requirement line.
+
+    For the host's architecture: that is the one the stand-ins are built for.
+    """
+    t = target(runtime, host_arch())
+    requirements = tmp_root / "requirements.txt"
+    requirements.write_text(requirement + "\n")
+    staging = tmp_root / "layer"
+    staging.mkdir()
+    resolved = BACKEND.resolve(ResolveRequest(requirements=requirements, target=t, staging=staging), Silent())
+    return staging, resolved, t
+
+
+@pytest.fixture(scope="session")
+def binary_layer_312(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Resolved, Target]:
+    return build(tmp_path_factory.mktemp("binary312"), "psycopg2-binary==2.9.11", "python3.12")
+
+
+@pytest.fixture(scope="session")
+def source_layer_312(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Resolved, Target]:
+    return build(tmp_path_factory.mktemp("source312"), "psycopg2==2.9.10", "python3.12")
+
+
+@pytest.fixture(scope="session")
+def source_layer_311(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Resolved, Target]:
+    return build(tmp_path_factory.mktemp("source311"), "psycopg2==2.9.10", "python3.11")
+
+
+@pytest.fixture
+def copy_of(tmp_path: Path) -> Callable[[Path], Path]:
+    def copy(tree: Path) -> Path:
+        dest = tmp_path / tree.name
+        shutil.copytree(tree, dest, symlinks=True)
+        return dest
+
+    return copy
+
+
+@pytest.fixture
+def layer_sizes(request: pytest.FixtureRequest) -> dict[str, dict[str, int]]:
+    """Sizes a test records here are printed at the end of the session."""
+    return request.config.stash.setdefault(SIZES, {})
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    sizes = terminalreporter.config.stash.get(SIZES, {})
+    if not sizes:
+        return
+    terminalreporter.section("psycopg2 layer sizes (python3.12, Docker backend)")
+    for name, size in sizes.items():
+        terminalreporter.write_line(
+            f"{name:<28} {size['unzipped'] / 1e6:6.1f} MB unzipped  {size['zipped'] / 1e6:5.1f} MB zipped"
+        )
