@@ -223,6 +223,8 @@ def _render_build(result: BuildResult) -> None:
     click.secho(
         f"{verb} {result.name} for {m['runtime']} {m['arch']} ({m['os']}) with {m['backend']}", bold=True
     )
+    if result.backend_reason:
+        click.echo(f"  backend: {result.backend_reason}")
     packages = ", ".join(f"{n} {v}" for n, v in m["packages"].items())
     click.echo(f"  packages: {packages}")
     sizes, slimmed = m["sizes"], m["slim"]

@@ -64,11 +64,13 @@ KINDS: tuple[Kind, ...] = ("runtime", "build")
 DEFAULT_RUNTIMES = ("python3.11", "python3.12")
 
 # Bump when the images change in a way the recipe hash does not see.
-RECIPE_VERSION = "2"
+RECIPE_VERSION = "3"
 SUITE = "bookworm"
 SUITE_FACTS = "Debian 12 (bookworm), glibc 2.36"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
-AWSLAMBDARIC = "awslambdaric==4.2.2"
+# /var/runtime of the real images: the runtime interface client, and the AWS SDK
+# that AWS ships there (code such as the task worker imports boto3 from it).
+RUNTIME_PACKAGES = ("awslambdaric==4.2.2", "boto3==1.43.108")
 
 # Beyond minbase: the shared libraries a CPython build's standard extension
 # modules load (ssl, ctypes, sqlite3, readline, curses, nis, uuid, pyexpat).
@@ -274,7 +276,7 @@ def build_standins(
             RECIPE_VERSION,
             dockerfile,
             standin.python,
-            AWSLAMBDARIC,
+            *RUNTIME_PACKAGES,
             _BOOTSTRAP,
             _BOOTSTRAP_PY,
             _manylinux_py(standin.target),
@@ -489,7 +491,8 @@ def _runtime_dir(standin: Standin, scratch: Path, progress: Progress) -> Path:
     version = standin.target.version
     python = str(standin.prefix / "bin" / f"python{version}")
     pip = [python, "-I", "-m", "pip", "install", "--quiet", "--no-compile", "--target", str(runtime)]
-    _run([*pip, AWSLAMBDARIC], progress, step=f"pip install {AWSLAMBDARIC} for /var/runtime")
+    packages = " ".join(RUNTIME_PACKAGES)
+    _run([*pip, *RUNTIME_PACKAGES], progress, step=f"pip install {packages} for /var/runtime")
     (runtime / "bootstrap").write_text(_BOOTSTRAP.format(version=version))
     (runtime / "bootstrap").chmod(0o755)
     (runtime / "bootstrap.py").write_text(_BOOTSTRAP_PY)

@@ -1,9 +1,10 @@
 """A throwaway PostgreSQL server and a round-trip counter, for tests and bench/.
 
 The server is a real one (initdb + pg_ctl into a temporary directory, on a free
-loopback port, trust authentication). PostgreSQL refuses to run as root, so as
-root the cluster belongs to and runs as the `postgres` user that Debian's
-postgresql package creates.
+loopback port, trust authentication); it can also listen on more addresses, with
+pg_hba.conf lines admitting clients there (Lambda containers on Docker's bridge).
+PostgreSQL refuses to run as root, so as root the cluster belongs to and runs as
+the `postgres` user that Debian's postgresql package creates.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,10 @@ class Cluster:
     bin_dir: Path
     user: pwd.struct_passwd | None
     fsync: bool
+    # Addresses besides 127.0.0.1 (always listened on: dsn() uses it).
+    listen_addresses: Sequence[str] = ()
+    # pg_hba.conf lines added after initdb's, which admit loopback clients only.
+    hba: Sequence[str] = ()
 
     @property
     def data_dir(self) -> Path:
@@ -97,11 +102,14 @@ class Cluster:
     def init(self) -> None:
         self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                   "--locale=C", "--no-sync")  # fmt: skip
+        if self.hba:
+            with (self.data_dir / "pg_hba.conf").open("a") as conf:
+                conf.write("".join(f"{line}\n" for line in self.hba))
 
     def start(self) -> None:
         settings = [
             f"-p {self.port}",
-            "-c listen_addresses=127.0.0.1",
+            f"-c listen_addresses={','.join(['127.0.0.1', *self.listen_addresses])}",
             f"-c unix_socket_directories={self.root}",
             "-c max_connections=50",
         ]
@@ -142,13 +150,23 @@ class Cluster:
 
 
 @contextmanager
-def throwaway_cluster(*, fsync: bool = False) -> Iterator[Cluster]:
+def throwaway_cluster(
+    *, fsync: bool = False, listen_addresses: Sequence[str] = (), hba: Sequence[str] = ()
+) -> Iterator[Cluster]:
     bin_dir = _bin_dir()
     user = _run_as()
     root = Path(tempfile.mkdtemp(prefix="lambdakit-pg-"))
     if user is not None:
         os.chown(root, user.pw_uid, user.pw_gid)
-    cluster = Cluster(root=root, port=free_port(), bin_dir=bin_dir, user=user, fsync=fsync)
+    cluster = Cluster(
+        root=root,
+        port=free_port(),
+        bin_dir=bin_dir,
+        user=user,
+        fsync=fsync,
+        listen_addresses=listen_addresses,
+        hba=hba,
+    )
     try:
         cluster.init()
         cluster.start()
