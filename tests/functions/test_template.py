@@ -112,17 +112,6 @@ def test_the_worker_package_has_no_dependency_besides_the_layer(tmp_path: Path) 
     assert files == _sources("worker", "taskdb")
 
 
-def test_bundle_layer_puts_psycopg2_into_the_function_for_localstack_community(tmp_path: Path) -> None:
-    calls, files = _make(tmp_path, ROOT / "functions" / "Makefile", "build-WorkerFunction", "BUNDLE_LAYER=1")
-
-    artifacts = str(tmp_path / "artifacts")
-    assert calls == [
-        [str(ROOT), "build-layer", "psycopg2", "--runtime", "python3.12", "--arch", "x86_64",
-         "--export-function", artifacts],
-    ]  # fmt: skip
-    assert files == _sources("worker", "taskdb") | {"dependency.py"}
-
-
 def test_the_layer_makefile_exports_a_validated_layer_for_the_chosen_arch(tmp_path: Path) -> None:
     calls, _ = _make(tmp_path, ROOT / "layers" / "psycopg2" / "Makefile", "build-Psycopg2Layer", "ARCH=arm64")
 
