@@ -8,7 +8,9 @@ problems become EnvironmentProblem with a hint saying what to run.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import json
 import platform
 import re
 import sys
@@ -58,8 +60,16 @@ _BINFMT_ENTRY = {"arm64": "qemu-aarch64", "amd64": "qemu-x86_64"}
 
 def missing_image_hint(name: str, docker_platform: str | None = None) -> str:
     if docker_platform is not None and docker_platform.split("/")[1] != host_docker_arch():
-        # Stand-ins copy this machine's interpreter, so they exist for its architecture only.
-        return f"docker pull {name}; no offline stand-in can be built for {docker_platform} on this machine"
+        # Imported here: builder.standin builds on this module.
+        from builder.standin import foreign_standin
+
+        # For another architecture only the runtime image of the Python Debian ships
+        # has a stand-in (Debian's interpreter under qemu); the rest copy this machine's.
+        t = foreign_standin(name)
+        if t is None:
+            return f"docker pull {name}; no offline stand-in can be built for {docker_platform} here"
+        command = f"lambdakit images build-standins --runtime {t.runtime} --arch {t.arch.name} --kind runtime"
+        return f"docker pull {name}, or build the offline stand-in (run through qemu) with `{command}`"
     return f"docker pull {name}, or build the offline stand-in with `lambdakit images build-standins`"
 
 
@@ -152,6 +162,46 @@ def image_availability(name: str, docker_platform: str) -> Availability:
     if not emulation.ok:
         return emulation
     return Availability(ok=True, reason=facts.describe(), standin=facts.standin)
+
+
+def import_rootfs(client: docker.DockerClient, tarball: Path, tag: str, docker_platform: str) -> None:
+    """`docker import` a root filesystem tarball as the image `tag`, of the given platform.
+
+    Not through the import API: not every engine honours its platform parameter
+    (20.10 records the engine's own architecture regardless), and a build for
+    linux/arm64 then refuses the base. So the image is loaded instead, as a
+    one-layer `docker save` archive whose config names the architecture.
+    """
+    os_name, arch = docker_platform.split("/")[:2]
+    layer = hashlib.sha256()
+    with tarball.open("rb") as data:
+        for chunk in iter(lambda: data.read(1 << 20), b""):
+            layer.update(chunk)
+    config = json.dumps(
+        {
+            "architecture": arch,
+            "os": os_name,
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer.hexdigest()}"]},
+            "history": [{"created_by": f"lambdakit: import {tarball.name}"}],
+        }
+    ).encode()
+    config_name = f"{hashlib.sha256(config).hexdigest()}.json"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": [tag], "Layers": ["layer.tar"]}]).encode()
+    with tempfile.TemporaryFile() as archive:
+        with tarfile.open(fileobj=archive, mode="w") as tar:
+            for name, text in ((config_name, config), ("manifest.json", manifest)):
+                info = tarfile.TarInfo(name)
+                info.size = len(text)
+                tar.addfile(info, io.BytesIO(text))
+            tar.add(tarball, arcname="layer.tar")
+        archive.seek(0)
+        try:
+            for event in client.api.load_image(archive):
+                if "error" in event:
+                    raise EnvironmentProblem(f"docker load of {tarball.name} failed: {event['error']}")
+        except docker.errors.APIError as err:
+            raise EnvironmentProblem(f"docker load of {tarball.name} failed: {err.explanation}") from err
 
 
 def require_image(client: docker.DockerClient, name: str) -> ImageFacts:

@@ -7,6 +7,7 @@ import click
 from builder import runtimes, standin
 from builder.container import STANDIN_LABEL
 from builder.render import TerminalProgress, emit_json, user_errors
+from builder.verify import host_arch
 
 
 @click.group("images")
@@ -18,7 +19,9 @@ def images() -> None:
     with a local CPython build, tagged with the official names and labelled
     org.lambdakit.standin=true. They prove layout, Python ABI and bundled
     libraries, NOT glibc compatibility (Debian's glibc 2.36 is newer than
-    Lambda's): the static audit covers that.
+    Lambda's): the static audit covers that. For another architecture (arm64 on
+    x86_64) only the python3.11 runtime image has a stand-in: Debian's own arm64
+    python3.11, run through qemu.
     """
 
 
@@ -39,9 +42,22 @@ def images() -> None:
     show_default=True,
     help="runtime: public.ecr.aws/lambda/python; build: public.ecr.aws/sam/build-python.",
 )
+@click.option(
+    "--arch",
+    "arches",
+    multiple=True,
+    type=click.Choice(runtimes.ARCHES),
+    default=(host_arch(),),
+    show_default="this machine's",
+    help="Architecture (repeatable). Another than this machine's: runtime image of "
+    f"python{standin.SUITE_PYTHON[standin.SUITE]} only, "
+    "Debian's interpreter run through qemu (scripts/ensure-docker.sh --arm64).",
+)
 @click.option("--force", is_flag=True, help="Rebuild even when an up-to-date stand-in exists.")
 @click.option("-v", "--verbose", is_flag=True, help="Show debootstrap's and docker build's own output.")
-def build_standins_command(runtime_names: tuple[str, ...], kind: str, force: bool, verbose: bool) -> None:
+def build_standins_command(
+    runtime_names: tuple[str, ...], kind: str, arches: tuple[str, ...], force: bool, verbose: bool
+) -> None:
     """Build offline stand-ins for the official images (cached; an official image is never replaced).
 
     Needs root, debootstrap and a Debian mirror the first time (a few minutes);
@@ -54,6 +70,7 @@ def build_standins_command(runtime_names: tuple[str, ...], kind: str, force: boo
         outcomes = standin.build_standins(
             runtime_names,
             kinds=kinds,  # type: ignore[arg-type]
+            arches=arches,
             force=force,
             progress=TerminalProgress(verbose=verbose),
         )

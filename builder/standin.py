@@ -27,6 +27,15 @@ Amazon Linux's (a layer can lean on a library the stand-in has and Lambda
 lacks), its package manager is apt, not dnf or yum, and /var/runtime holds
 awslambdaric from PyPI instead of AWS's runtime and boto3.
 
+For the other architecture (arm64 on an x86_64 machine) there is no local
+CPython build to copy, so the runtime stand-in is a Debian root filesystem of
+that architecture whose own python3.X (Debian's package: only the version the
+suite ships, 3.11 for bookworm) is linked at /var/lang/bin; it runs through
+qemu-user-static (binfmt_misc). It proves the same things for arm64 layers, with
+Debian's CPython build instead of python.org's. No build stand-in exists for a
+foreign architecture: compiling under qemu is slow, and wheels (the pip backend)
+cover arm64 layers.
+
 Every stand-in carries the label org.lambdakit.standin=true, with sibling labels
 naming what it fakes and how, so results can say "checked in a stand-in".
 """
@@ -40,6 +49,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -56,7 +66,7 @@ import docker.errors
 from builder import container
 from builder.errors import EnvironmentProblem
 from builder.progress import Progress
-from builder.runtimes import Target, all_targets, target
+from builder.runtimes import ArchFacts, Target, all_targets, target
 from builder.verify import find_interpreter, host_arch
 
 Kind = Literal["runtime", "build"]
@@ -68,6 +78,11 @@ RECIPE_VERSION = "3"
 SUITE = "bookworm"
 SUITE_FACTS = "Debian 12 (bookworm), glibc 2.36"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
+# The one Python each suite ships: the interpreter of a stand-in for a foreign
+# architecture, for which this machine has no CPython build to copy.
+SUITE_PYTHON = {"bookworm": "3.11"}
+# Debian's names for the architectures (debootstrap --arch).
+DEBIAN_ARCH: dict[str, str] = {"x86_64": "amd64", "arm64": "arm64"}
 # /var/runtime of the real images: the runtime interface client, and the AWS SDK
 # that AWS ships there (code such as the task worker imports boto3 from it).
 RUNTIME_PACKAGES = ("awslambdaric==4.2.2", "boto3==1.43.108")
@@ -99,12 +114,22 @@ _LAMBDA_LD_LIBRARY_PATH = (
 _LAMBDA_PATH = "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin"
 
 # The interpreter goes to /var/lang, as in the official images.
+# Native stand-ins copy a local CPython build there:
 _LANG_STEPS = """\
 COPY lang/ /var/lang/
 # pyenv's build names its own prefix in its RUNPATH and in sysconfig (where a
 # source build looks for Python.h): a link from that prefix keeps both true.
 RUN mkdir -p {prefix_parent} && ln -s /var/lang {prefix} \\
  && ln -sf python{version} /var/lang/bin/python3 \\
+ && /var/lang/bin/python{version} -c "import {smoke}"
+"""
+
+# Foreign-architecture stand-ins link Debian's own interpreter there instead.
+# CPython finds its prefix (/usr) through the link's target, so the standard
+# library is Debian's; running it here also proves that emulation works.
+_DEBIAN_LANG_STEPS = """\
+RUN mkdir -p /var/lang/bin && ln -s /usr/bin/python{version} /var/lang/bin/python{version} \\
+ && ln -s python{version} /var/lang/bin/python3 \\
  && /var/lang/bin/python{version} -c "import {smoke}"
 """
 
@@ -176,12 +201,45 @@ main([sys.argv[0], sys.argv[1] if len(sys.argv) > 1 else os.environ["_HANDLER"]]
 class Standin:
     kind: Kind
     target: Target
-    prefix: Path  # the local CPython build copied to /var/lang
-    python: str  # its full version, e.g. 3.12.1
+    python: str  # what the interpreter is, e.g. "CPython 3.12.1"
+    # The local CPython build copied to /var/lang; None for a foreign
+    # architecture, whose stand-in uses the root filesystem's Debian python.
+    prefix: Path | None = None
 
     @property
     def image(self) -> str:
         return image_name(self.target, self.kind)
+
+    @property
+    def foreign(self) -> bool:
+        """For another architecture than this machine's: built and run through qemu."""
+        return self.target.arch.name != host_arch()
+
+    @property
+    def base(self) -> RootFs:
+        return RootFs(arch=self.target.arch, python=self.target.version if self.prefix is None else None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RootFs:
+    """A Debian root filesystem made by debootstrap, imported as the stand-ins' base image."""
+
+    arch: ArchFacts
+    python: str | None = None  # a Debian python3.X to include (foreign stand-ins)
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        return BASE_PACKAGES + ((f"python{self.python}",) if self.python else ())
+
+    @property
+    def digest(self) -> str:
+        return _digest(SUITE, *self.packages)[:12]
+
+    @property
+    def tag(self) -> str:
+        # The host's base keeps the tag it always had, so existing stand-ins stay up to date.
+        arch = "" if self.arch.name == host_arch() else f"-{self.arch.name}"
+        return f"lambdakit/standin-base:{SUITE}{arch}-{self.digest}"
 
 
 def image_name(t: Target, kind: Kind) -> str:
@@ -226,25 +284,61 @@ def python_prefix(version: str) -> Path | None:
     return prefix
 
 
-def plan(runtimes: Iterable[str], kinds: Iterable[Kind] = KINDS) -> tuple[list[Standin], list[Outcome]]:
+def plan(
+    runtimes: Iterable[str], kinds: Iterable[Kind] = KINDS, arches: Iterable[str] | None = None
+) -> tuple[list[Standin], list[Outcome]]:
     """The stand-ins this machine can build, and why the others are skipped.
 
-    A stand-in is built for the host's architecture only: the interpreter is
-    copied from this machine.
+    For the host's architecture (the default) the interpreter is a local CPython
+    build; for another one, Debian's python of that architecture, runtime image only.
     """
-    arch = host_arch()
     standins: list[Standin] = []
     skipped: list[Outcome] = []
-    for runtime in runtimes:
-        t = target(runtime, arch)
-        prefix = python_prefix(t.version)
-        if prefix is None:
-            reason = f"no local CPython {t.version} build (pyenv install {t.version}) to copy"
-            skipped += [Outcome(image=image_name(t, kind), status="skipped", detail=reason) for kind in kinds]
-            continue
-        python = _python_version(prefix, t.version)
-        standins += [Standin(kind=kind, target=t, prefix=prefix, python=python) for kind in kinds]
+    for arch in arches or (host_arch(),):
+        for runtime in runtimes:
+            t = target(runtime, arch)
+            unbuildable = _unbuildable(t, kinds)
+            for kind, reason in unbuildable.items():
+                skipped.append(Outcome(image=image_name(t, kind), status="skipped", detail=reason))
+            kinds_left = [kind for kind in kinds if kind not in unbuildable]
+            if not kinds_left:
+                continue
+            prefix = python_prefix(t.version) if arch == host_arch() else None
+            if prefix is None:
+                python = f"Debian's python{t.version} ({SUITE}, {DEBIAN_ARCH[arch]})"
+            else:
+                python = f"CPython {_python_version(prefix, t.version)}"
+            standins += [Standin(kind=kind, target=t, prefix=prefix, python=python) for kind in kinds_left]
     return standins, skipped
+
+
+def _unbuildable(t: Target, kinds: Iterable[Kind]) -> dict[Kind, str]:
+    """The kinds of stand-in this machine cannot build for t, with the reason."""
+    if t.arch.name == host_arch():
+        if python_prefix(t.version) is None:
+            reason = f"no local CPython {t.version} build (pyenv install {t.version}) to copy"
+            return dict.fromkeys(kinds, reason)
+        return {}
+    reasons: dict[Kind, str] = {}
+    if "build" in kinds:
+        reasons["build"] = (
+            f"no {t.arch.name} build stand-in: compiling under qemu is slow and wheels cover "
+            f"{t.arch.name} layers (use --backend pip)"
+        )
+    if "runtime" in kinds and SUITE_PYTHON[SUITE] != t.version:
+        reasons["runtime"] = (
+            f"no {t.arch.name} CPython {t.version} here: Debian {SUITE} ships only Python "
+            f"{SUITE_PYTHON[SUITE]}, and only this machine's architecture has local builds to copy"
+        )
+    return reasons
+
+
+def foreign_standin(name: str) -> Target | None:
+    """The target whose foreign-architecture runtime stand-in `name` is, if one can be built."""
+    for t in all_targets():
+        if t.runtime_image == name and t.arch.name != host_arch() and not _unbuildable(t, ("runtime",)):
+            return t
+    return None
 
 
 def _python_version(prefix: Path, version: str) -> str:
@@ -261,21 +355,26 @@ def build_standins(
     runtimes: Iterable[str] = DEFAULT_RUNTIMES,
     *,
     kinds: Iterable[Kind] = KINDS,
+    arches: Iterable[str] | None = None,
     force: bool = False,
     progress: Progress,
 ) -> list[Outcome]:
-    """Build the missing or outdated stand-ins; an up-to-date one is left as is."""
+    """Build the missing or outdated stand-ins; an up-to-date one is left as is.
+
+    `arches` defaults to this machine's; another needs qemu registered for Docker.
+    """
     client = container.connect()
-    standins, outcomes = plan(runtimes, kinds)
-    base = f"lambdakit/standin-base:{SUITE}-{_digest(SUITE, *BASE_PACKAGES)[:12]}"
-    buildtools = f"lambdakit/standin-buildtools:{SUITE}-{_digest(base, *BUILD_PACKAGES)[:12]}"
+    standins, outcomes = plan(runtimes, kinds, arches)
     for standin in standins:
         started = time.perf_counter()
+        base = standin.base.tag
+        buildtools = f"lambdakit/standin-buildtools:{SUITE}-{_digest(base, *BUILD_PACKAGES)[:12]}"
         dockerfile = _dockerfile(standin, base=base, buildtools=buildtools)
         recipe = _digest(
             RECIPE_VERSION,
             dockerfile,
-            standin.python,
+            # The version alone, as before: native stand-ins keep their recipe hash.
+            standin.python.removeprefix("CPython "),
             *RUNTIME_PACKAGES,
             _BOOTSTRAP,
             _BOOTSTRAP_PY,
@@ -292,10 +391,15 @@ def build_standins(
             and existing.labels.get(f"{container.STANDIN_LABEL}.recipe") == recipe
             and not force
         ):
-            outcomes.append(Outcome(image=standin.image, status="cached", detail=f"CPython {standin.python}"))
+            outcomes.append(Outcome(image=standin.image, status="cached", detail=standin.python))
             continue
-        progress.step("stand-in", f"{standin.image} (CPython {standin.python} on {SUITE_FACTS})")
-        _ensure_base(client, base, progress)
+        if standin.foreign:
+            emulation = container.emulation_availability(client, standin.target.arch.docker_platform)
+            if not emulation.ok:
+                outcomes.append(Outcome(image=standin.image, status="skipped", detail=emulation.reason))
+                continue
+        progress.step("stand-in", f"{standin.image} ({standin.python} on {_os_facts(standin)})")
+        _ensure_base(client, standin.base, progress)
         if standin.kind == "build":
             _ensure_buildtools(client, base, buildtools, progress)
         with _context(standin, dockerfile, progress) as context:
@@ -304,6 +408,8 @@ def build_standins(
                 context=context,
                 tag=standin.image,
                 labels=_labels(standin, recipe),
+                # Native stand-ins build as they always did, on the engine's own platform.
+                docker_platform=standin.target.arch.docker_platform if standin.foreign else None,
                 on_line=progress.output,
             )
         if existing is not None and existing.id != image_id:
@@ -311,9 +417,7 @@ def build_standins(
             with contextlib.suppress(docker.errors.APIError):
                 client.images.remove(existing.id)
         seconds = time.perf_counter() - started
-        outcomes.append(
-            Outcome(image=standin.image, status="built", detail=f"CPython {standin.python}", seconds=seconds)
-        )
+        outcomes.append(Outcome(image=standin.image, status="built", detail=standin.python, seconds=seconds))
     return outcomes
 
 
@@ -342,12 +446,15 @@ def _digest(*parts: str) -> str:
 
 
 def _dockerfile(standin: Standin, *, base: str, buildtools: str) -> str:
-    lang_steps = _LANG_STEPS.format(
-        prefix=standin.prefix,
-        prefix_parent=standin.prefix.parent,
-        version=standin.target.version,
-        smoke=SMOKE_IMPORTS,
-    )
+    if standin.prefix is None:
+        lang_steps = _DEBIAN_LANG_STEPS.format(version=standin.target.version, smoke=SMOKE_IMPORTS)
+    else:
+        lang_steps = _LANG_STEPS.format(
+            prefix=standin.prefix,
+            prefix_parent=standin.prefix.parent,
+            version=standin.target.version,
+            smoke=SMOKE_IMPORTS,
+        )
     if standin.kind == "runtime":
         return _RUNTIME_DOCKERFILE.format(
             base=base, lang_steps=lang_steps, path=_LAMBDA_PATH, ld_library_path=_LAMBDA_LD_LIBRARY_PATH
@@ -368,11 +475,13 @@ def _labels(standin: Standin, recipe: str) -> dict[str, str]:
         prefix: "true",
         f"{prefix}.kind": standin.kind,
         f"{prefix}.fakes": standin.image,
-        f"{prefix}.os": SUITE_FACTS,
+        f"{prefix}.os": _os_facts(standin),
         f"{prefix}.real-os": f"{t.os_name}, glibc {t.glibc_text}",
-        f"{prefix}.python": f"CPython {standin.python}, copied from {standin.prefix}",
+        f"{prefix}.python": standin.python + (f", copied from {standin.prefix}" if standin.prefix else ""),
         f"{prefix}.recipe": recipe,
     }
+    if standin.foreign:
+        labels[f"{prefix}.emulated"] = f"{t.arch.name} under qemu-user-static (built on {host_arch()})"
     if standin.kind == "build":
         labels[f"{prefix}.package-manager"] = f"apt (the real image has {t.package_manager})"
         labels[f"{prefix}.wheels"] = f"pip picks manylinux wheels up to glibc {t.glibc_text} (PEP 600)"
@@ -382,13 +491,19 @@ def _labels(standin: Standin, recipe: str) -> dict[str, str]:
 # --- base images ------------------------------------------------------------------------------
 
 
-def _ensure_base(client: docker.DockerClient, tag: str, progress: Progress) -> None:
-    if container.image_facts(client, tag) is not None:
+def _os_facts(standin: Standin) -> str:
+    """What the stand-in runs, for its label and for results: "Debian 12 (bookworm), glibc 2.36"."""
+    if not standin.foreign:
+        return SUITE_FACTS
+    return f"{SUITE_FACTS}, {standin.target.arch.name} under qemu"
+
+
+def _ensure_base(client: docker.DockerClient, base: RootFs, progress: Progress) -> None:
+    if container.image_facts(client, base.tag) is not None:
         return
-    tarball = _rootfs_tarball(progress)
-    progress.step("stand-in", f"docker import {tarball.name} as {tag}")
-    repository, _, version = tag.rpartition(":")
-    client.api.import_image_from_file(str(tarball), repository=repository, tag=version)
+    tarball = _rootfs_tarball(base, progress)
+    progress.step("stand-in", f"docker import {tarball.name} as {base.tag}")
+    container.import_rootfs(client, tarball, base.tag, base.arch.docker_platform)
 
 
 def _ensure_buildtools(client: docker.DockerClient, base: str, tag: str, progress: Progress) -> None:
@@ -403,10 +518,14 @@ def _ensure_buildtools(client: docker.DockerClient, base: str, tag: str, progres
         container.build_image(client, context=fileobj, tag=tag, on_line=progress.output)
 
 
-def _rootfs_tarball(progress: Progress) -> Path:
-    """A minimal Debian root filesystem as a tar, made once with debootstrap and cached."""
+def _rootfs_tarball(base: RootFs, progress: Progress) -> Path:
+    """A minimal Debian root filesystem as a tar, made once with debootstrap and cached.
+
+    For a foreign architecture debootstrap runs the packages' scripts in a chroot
+    through qemu (binfmt_misc), which takes a few minutes instead of one.
+    """
     cache = cache_dir()
-    tarball = cache / f"{SUITE}-{host_arch()}-minbase-{_digest(SUITE, *BASE_PACKAGES)[:12]}.tar"
+    tarball = cache / f"{SUITE}-{base.arch.name}-minbase-{base.digest}.tar"
     if tarball.is_file():
         return tarball
     if shutil.which("debootstrap") is None:
@@ -421,8 +540,10 @@ def _rootfs_tarball(progress: Progress) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="rootfs-", dir=cache) as scratch:
         root = Path(scratch) / "root"
-        argv = ["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}", SUITE, str(root)]
-        _run([*argv, debian_mirror()], progress, step=f"debootstrap {SUITE} (about a minute, once)")
+        argv = ["debootstrap", f"--arch={DEBIAN_ARCH[base.arch.name]}", "--variant=minbase"]
+        argv += [f"--include={','.join(base.packages)}", SUITE, str(root), debian_mirror()]
+        duration = "about a minute" if base.arch.name == host_arch() else "a few minutes under qemu"
+        _run(argv, progress, step=f"debootstrap {SUITE} {base.arch.name} ({duration}, once)")
         for rel in _ROOTFS_TRIM:
             shutil.rmtree(root / rel, ignore_errors=True)
         partial = tarball.with_suffix(".partial")
@@ -475,7 +596,8 @@ def _context(standin: Standin, dockerfile: str, progress: Progress) -> Iterator[
     with tempfile.TemporaryDirectory(prefix="standin-") as scratch, tempfile.TemporaryFile() as fileobj:
         with tarfile.open(fileobj=fileobj, mode="w") as tar:
             _add_text(tar, "Dockerfile", dockerfile)
-            tar.add(standin.prefix, arcname="lang", filter=interpreter_filter(standin))
+            if standin.prefix is not None:
+                tar.add(standin.prefix, arcname="lang", filter=interpreter_filter(standin))
             if standin.kind == "runtime":
                 runtime = _runtime_dir(standin, Path(scratch), progress)
                 tar.add(runtime, arcname="runtime", filter=_owned_by_root)
@@ -488,9 +610,18 @@ def _context(standin: Standin, dockerfile: str, progress: Progress) -> Iterator[
 def _runtime_dir(standin: Standin, scratch: Path, progress: Progress) -> Path:
     """/var/runtime: awslambdaric for this interpreter, and the bootstrap that starts it."""
     runtime = scratch / "runtime"
-    version = standin.target.version
-    python = str(standin.prefix / "bin" / f"python{version}")
-    pip = [python, "-I", "-m", "pip", "install", "--quiet", "--no-compile", "--target", str(runtime)]
+    t = standin.target
+    version = t.version
+    if standin.prefix is not None:
+        python = [str(standin.prefix / "bin" / f"python{version}"), "-I"]
+        wheels: list[str] = []
+    else:
+        # No interpreter of that architecture runs here outside a container: pip
+        # picks the wheels for it (awslambdaric has aarch64 ones) from this one.
+        python = [sys.executable]
+        wheels = ["--only-binary=:all:", "--python-version", version, "--implementation", "cp"]
+        wheels += ["--abi", t.python_tag, *(arg for tag in t.platform_tags for arg in ("--platform", tag))]
+    pip = [*python, "-m", "pip", "install", "--quiet", "--no-compile", *wheels, "--target", str(runtime)]
     packages = " ".join(RUNTIME_PACKAGES)
     _run([*pip, *RUNTIME_PACKAGES], progress, step=f"pip install {packages} for /var/runtime")
     (runtime / "bootstrap").write_text(_BOOTSTRAP.format(version=version))

@@ -21,7 +21,7 @@ fi
 
 # A Docker engine (tests/docker, sam local invoke) and debootstrap for the
 # offline stand-ins of the Lambda images, which the tests build on first use.
-bash scripts/ensure-docker.sh --standin
+bash scripts/ensure-docker.sh --standin --arm64
 
 # LocalStack runs on the host from its own virtual environment (tests/deploy
 # start and stop it); building that environment once here keeps test timings honest.

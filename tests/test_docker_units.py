@@ -39,6 +39,22 @@ def test_missing_image_hint_offers_a_standin_only_for_this_machines_arch() -> No
     assert "no offline stand-in" in container.missing_image_hint("x", foreign)
 
 
+def test_a_foreign_arch_gets_a_runtime_standin_of_debians_python_only() -> None:
+    foreign = "arm64" if container.host_docker_arch() == "amd64" else "x86_64"
+    standins, skipped = standin.plan(["python3.11", "python3.12"], arches=[foreign])
+    assert [(s.image, s.prefix) for s in standins] == [(target("python3.11", foreign).runtime_image, None)]
+    assert {o.image for o in skipped} == {
+        target("python3.11", foreign).build_image,
+        target("python3.12", foreign).build_image,
+        target("python3.12", foreign).runtime_image,
+    }
+    # Its own base image, which carries Debian's python3.11; the native base keeps its tag.
+    assert standins[0].base.tag.startswith(f"lambdakit/standin-base:bookworm-{foreign}-")
+    assert "python3.11" in standins[0].base.packages
+    hint = container.missing_image_hint(standins[0].image, target("python3.11", foreign).arch.docker_platform)
+    assert f"build-standins --runtime python3.11 --arch {foreign}" in hint
+
+
 def test_bundling_leaves_glibc_and_provided_libraries_to_the_runtime(tmp_path: Path) -> None:
     _ssl = pytest.importorskip("_ssl")
     if not getattr(_ssl, "__file__", None):

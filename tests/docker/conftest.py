@@ -25,6 +25,8 @@ from builder.runtimes import Target, target
 from builder.verify import host_arch
 
 RUNTIMES = ("python3.11", "python3.12")
+# An Outcome's detail when an official image is present under the stand-in's name.
+OFFICIAL_PRESENT = "the official image is present"
 SIZES = pytest.StashKey[dict[str, dict[str, int]]]()
 
 
@@ -46,9 +48,24 @@ def docker_client() -> docker.DockerClient:
 @pytest.fixture(scope="session", autouse=True)
 def standins(docker_client: docker.DockerClient) -> list[standin.Outcome]:
     outcomes = standin.build_standins(RUNTIMES, progress=Silent())
-    skipped = [o for o in outcomes if o.status == "skipped" and o.detail != "the official image is present"]
+    skipped = [o for o in outcomes if o.status == "skipped" and o.detail != OFFICIAL_PRESENT]
     assert not skipped, f"stand-ins that could not be built: {skipped}"
     return outcomes
+
+
+@pytest.fixture(scope="session")
+def arm64_runtime_image(docker_client: docker.DockerClient) -> str:
+    """The python3.11 arm64 runtime image: official, or the stand-in built here (cached between runs).
+
+    On an x86_64 machine the stand-in is Debian's arm64 python3.11 run through
+    qemu; without qemu registered this fails, saying how to register it.
+    """
+    t = target("python3.11", "arm64")
+    outcomes = standin.build_standins((t.runtime,), kinds=("runtime",), arches=("arm64",), progress=Silent())
+    problems = [o.detail for o in outcomes if o.status == "skipped" and o.detail != OFFICIAL_PRESENT]
+    if problems:
+        pytest.fail(f"the arm64 runtime stand-in could not be built: {'; '.join(problems)}", pytrace=False)
+    return t.runtime_image
 
 
 @pytest.fixture(scope="session")
