@@ -23,6 +23,9 @@ from builder.verify import find_interpreter, host_arch
 
 LAMBDAKIT = [sys.executable, "-m", "builder"]
 PSYCOPG2_BINARY = "psycopg2-binary==2.9.11"
+# This file is about the pip path; tests/docker covers the runtime-image check.
+INTERPRETER_ONLY = ["--import-check", "interpreter"]
+PIP_ONLY = ["--backend", "pip", *INTERPRETER_ONLY]
 
 
 def _requirements(tmp_path: Path, *lines: str) -> Path:
@@ -40,11 +43,15 @@ def _build(
         target=runtimes.target(runtime, arch),
         out=tmp_path / "out",
         backend="pip",
-        # This file is about the pip path; tests/docker covers the runtime-image check.
         import_check="interpreter",
         **kw,
     )
     return build_layer(options, Silent())
+
+
+def _build_cli(name: str, requirements: Path, out: Path, *extra: str):
+    argv = ["build-layer", name, "-r", str(requirements), *PIP_ONLY, "--out", str(out), *extra]
+    return CliRunner().invoke(cli, argv)
 
 
 def _interpreter_expected(runtime: str, arch: str) -> bool:
@@ -206,21 +213,7 @@ def test_concurrent_builds_of_one_layer_do_not_corrupt_it(tmp_path):
 
 def test_cli_bad_requirement_is_a_clear_usage_error(tmp_path):
     requirements = _requirements(tmp_path, "psycopg2-binary=>2.9")
-    result = CliRunner().invoke(
-        cli,
-        [
-            "build-layer",
-            "bad",
-            "-r",
-            str(requirements),
-            "--backend",
-            "pip",
-            "--import-check",
-            "interpreter",
-            "--out",
-            str(tmp_path),
-        ],
-    )
+    result = _build_cli("bad", requirements, tmp_path)
     assert result.exit_code == 2
     assert "is not a valid requirement" in result.output and "requirements.txt:1" in result.output
     assert "hint:" in result.output and "Traceback" not in result.output
@@ -228,31 +221,14 @@ def test_cli_bad_requirement_is_a_clear_usage_error(tmp_path):
 
 def test_cli_missing_layer_definition(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(
-        cli, ["build-layer", "nosuch", "--backend", "pip", "--import-check", "interpreter"]
-    )
+    result = CliRunner().invoke(cli, ["build-layer", "nosuch", *PIP_ONLY])
     assert result.exit_code == 2
     assert "layers/nosuch/requirements.txt does not exist" in result.output
 
 
 def test_cli_json_for_a_failed_resolve(tmp_path):
     requirements = _requirements(tmp_path, "numpy==2.3.5")
-    result = CliRunner().invoke(
-        cli,
-        [
-            "build-layer",
-            "np",
-            "-r",
-            str(requirements),
-            "--runtime",
-            "python3.11",
-            "--backend",
-            "pip",
-            "--out",
-            str(tmp_path),
-            "--json",
-        ],
-    )
+    result = _build_cli("np", requirements, tmp_path, "--runtime", "python3.11", "--json")
     assert result.exit_code == 1
     document = json.loads(result.output)
     assert document["ok"] is False and document["step"] == "resolve" and "numpy" in document["message"]
@@ -261,31 +237,15 @@ def test_cli_json_for_a_failed_resolve(tmp_path):
 def test_cli_build_then_validate_the_output(tmp_path):
     requirements = _requirements(tmp_path, PSYCOPG2_BINARY)
     out = tmp_path / "out"
-    built = CliRunner().invoke(
-        cli,
-        [
-            "build-layer",
-            "pg",
-            "-r",
-            str(requirements),
-            "--backend",
-            "pip",
-            "--out",
-            str(out),
-            "--json",
-            "--export",
-            str(tmp_path / "artifacts"),
-            "--export-function",
-            str(tmp_path / "function"),
-        ],
-    )
+    exports = ["--export", str(tmp_path / "artifacts"), "--export-function", str(tmp_path / "function")]
+    built = _build_cli("pg", requirements, out, "--json", *exports)
     assert built.exit_code == 0, built.output
     assert json.loads(built.output)["manifest"]["validation"]["verdict"] == "valid"
     assert (tmp_path / "artifacts" / "python" / "psycopg2" / "__init__.py").is_file()
     assert (tmp_path / "function" / "psycopg2" / "__init__.py").is_file()
     for path in (out / "pg", out / "pg" / "pg.zip"):
         checked = CliRunner().invoke(
-            cli, ["validate", str(path), "--runtime", "python3.12", "--json", "--import-check", "interpreter"]
+            cli, ["validate", str(path), "--runtime", "python3.12", "--json", *INTERPRETER_ONLY]
         )
         assert checked.exit_code == 0, checked.output
         report = json.loads(checked.output)
@@ -323,8 +283,7 @@ def test_layer_for_cp311_validated_as_python312_is_an_abi_mismatch(tmp_path):
             "--runtime",
             "python3.12",
             "--json",
-            "--import-check",
-            "interpreter",
+            *INTERPRETER_ONLY,
         ],
     )
     assert result.exit_code == 1
@@ -345,8 +304,7 @@ def test_arm64_layer_validated_as_x86_64_is_an_arch_mismatch(tmp_path):
             "python3.12",
             "--arch",
             "x86_64",
-            "--import-check",
-            "interpreter",
+            *INTERPRETER_ONLY,
         ],
     )
     assert result.exit_code == 1
@@ -361,7 +319,15 @@ def test_packages_at_the_zip_root_are_a_bad_layout(tmp_path):
             if info.filename.startswith("python/") and not info.is_dir():
                 dst.writestr(info.filename.removeprefix("python/"), src.read(info))
     result = CliRunner().invoke(
-        cli, ["validate", str(flat), "--runtime", "python3.12", "--json", "--import-check", "interpreter"]
+        cli,
+        [
+            "validate",
+            str(flat),
+            "--runtime",
+            "python3.12",
+            "--json",
+            *INTERPRETER_ONLY,
+        ],
     )
     report = json.loads(result.output)
     assert result.exit_code == 1
@@ -377,7 +343,14 @@ def test_no_interpreter_means_not_verified_and_exit_3(tmp_path, monkeypatch):
     if find_interpreter("3.14") is not None:
         pytest.fail("a system python3.14 exists; this test needs a machine without one")
     result = CliRunner().invoke(
-        cli, ["validate", str(built.path), "--runtime", "python3.14", "--import-check", "interpreter"]
+        cli,
+        [
+            "validate",
+            str(built.path),
+            "--runtime",
+            "python3.14",
+            *INTERPRETER_ONLY,
+        ],
     )
     assert result.exit_code == 3
     assert "NOT VERIFIED" in result.output and "no local Python 3.14 interpreter" in result.output
@@ -385,8 +358,7 @@ def test_no_interpreter_means_not_verified_and_exit_3(tmp_path, monkeypatch):
 
 def test_unverified_build_exits_3_unless_allowed(tmp_path):
     requirements = _requirements(tmp_path, PSYCOPG2_BINARY)
-    argv = ["build-layer", "arm", "-r", str(requirements), "--arch", "arm64", "--backend", "pip",
-            "--import-check", "interpreter",
+    argv = ["build-layer", "arm", "-r", str(requirements), "--arch", "arm64", *PIP_ONLY,
             "--out", str(tmp_path / "out")]  # fmt: skip
     if _interpreter_expected("python3.12", "arm64"):
         pytest.fail("this test needs a machine that cannot import-check arm64 layers without Docker")
