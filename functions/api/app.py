@@ -30,22 +30,9 @@ class NewTask(BaseModel):
     payload: dict[str, Any] = Field(default_factory=dict, description="a JSON object handed to the worker")
 
 
-class TaskView(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: UUID
-    name: str
-    payload: dict[str, Any]
-    status: Status
-    result: dict[str, Any] | None
-    error: str | None
-    attempts: int
-    created_at: datetime
-    updated_at: datetime
-
-
 class TaskPage(BaseModel):
-    items: list[TaskView]
+    # The stored task is the response shape: FastAPI serialises the dataclass as it is.
+    items: list[Task]
     next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last page")
 
 
@@ -89,7 +76,7 @@ def create_app(db: Database, queue: TaskQueue) -> FastAPI:
         )
 
     @app.post("/tasks", status_code=201)
-    def create_task(new: NewTask, response: Response) -> TaskView:
+    def create_task(new: NewTask, response: Response) -> Task:
         task_id = uuid4()
         # Insert, send, then commit. A failed send rolls the insert back, so a
         # pending task always has its message and the client is told to retry
@@ -102,14 +89,14 @@ def create_app(db: Database, queue: TaskQueue) -> FastAPI:
             task = insert_task(cur, task_id, new.name, new.payload)
             queue.send(task_id)
         response.headers["Location"] = f"/tasks/{task_id}"
-        return TaskView.model_validate(task)
+        return task
 
     @app.get("/tasks/{task_id}")
-    def read_task(task_id: UUID) -> TaskView:
+    def read_task(task_id: UUID) -> Task:
         task = get_task(db, task_id)
         if task is None:
             raise HTTPException(status_code=404, detail=f"no task {task_id}")
-        return TaskView.model_validate(task)
+        return task
 
     @app.get("/tasks")
     def read_tasks(
@@ -122,7 +109,7 @@ def create_app(db: Database, queue: TaskQueue) -> FastAPI:
         tasks = list_tasks(db, status=status, limit=limit + 1, after=after)
         page = tasks[:limit]
         next_cursor = encode_cursor(page[-1]) if len(tasks) > limit else None
-        return TaskPage(items=[TaskView.model_validate(t) for t in page], next_cursor=next_cursor)
+        return TaskPage(items=page, next_cursor=next_cursor)
 
     @app.get("/health")
     def health() -> dict[str, str]:
