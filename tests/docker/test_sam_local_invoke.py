@@ -23,7 +23,6 @@ default engine) and pg_hba admits the bridge's subnet; DbHost is that address.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -37,12 +36,12 @@ import pytest
 from builder.runtimes import Target, target
 from builder.verify import host_arch
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-# pgsupport is shared with the application's tests; the function packages are
-# top-level in their Lambda package, and imported the same way here.
-sys.path[:0] = [str(ROOT / "tests" / "functions"), str(ROOT / "functions")]
+# harness and pgsupport are shared with the application's tests; the function
+# packages are top-level in their Lambda package, and imported the same way here.
+_ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(_ROOT / "tests" / "functions"), str(_ROOT / "functions")]
 
+from harness import BIN, ROOT, run_sam  # noqa: E402
 from pgsupport import Cluster, ClusterUnavailable, throwaway_cluster  # noqa: E402
 from taskdb.connection import Database, Settings  # noqa: E402
 from taskdb.tasks import get_task, insert_task  # noqa: E402
@@ -51,7 +50,6 @@ from worker.batch import perform_task  # noqa: E402
 RUNTIME = "python3.12"  # template.yaml's Globals.Function.Runtime
 # template.yaml's DbName and DbUser defaults: the test leaves them as they are.
 DB_NAME = DB_USER = "tasks"
-SAM_ENV = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "SAM_CLI_TELEMETRY": "0"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,19 +111,13 @@ def runtime(standins: list) -> Target:
 
 @pytest.fixture(scope="module")
 def sam_build(tmp_path_factory: pytest.TempPathFactory, runtime: Target) -> Path:
-    t = runtime
     build_dir = tmp_path_factory.mktemp("sam") / "build"
     # Only the worker (and its layer): the API's package plays no part here.
     # ARCH reaches the Makefiles, the parameter the template (see its comment).
-    result = subprocess.run(
-        [str(BIN / "sam"), "build", "WorkerFunction", "--build-dir", str(build_dir),
-         "--parameter-overrides", f"Architecture={t.arch.name}"],
-        capture_output=True,
-        text=True,
-        env={**SAM_ENV, "ARCH": t.arch.name},
-        cwd=ROOT,
-        timeout=900,
-        check=False,
+    arch = runtime.arch.name
+    result = run_sam(
+        "build", "WorkerFunction", "--build-dir", str(build_dir), "--parameter-overrides",
+        f"Architecture={arch}", env={"ARCH": arch},
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return build_dir
@@ -145,7 +137,6 @@ def test_sam_local_invoke_worker_completes_a_task_in_postgresql(
     runtime: Target,
     sam_build: Path,
 ) -> None:
-    t = runtime
     db = Database(Settings(dsn=dsn))
     task_id = uuid4()
     payload = {"width": 640, "height": 480, "source": "s3://bucket/cat.png"}
@@ -157,17 +148,15 @@ def test_sam_local_invoke_worker_completes_a_task_in_postgresql(
     env_vars = tmp_path / "env.json"
     # An empty DB_SECRET_NAME makes taskdb use the PG* variables alone.
     env_vars.write_text(json.dumps({"WorkerFunction": {"DB_SECRET_NAME": ""}}))
-    argv = [
-        str(BIN / "sam"), "local", "invoke", "WorkerFunction",
+    result = run_sam(
+        "local", "invoke", "WorkerFunction",
         "-t", str(sam_build / "template.yaml"), "-e", str(event), "--env-vars", str(env_vars),
         "--skip-pull-image",
         "--parameter-overrides",
         # DbSecretName has no default; its value is unused (emptied above).
-        f"DbHost={bridge.gateway} DbPort={pg.port} DbSecretName=unused Architecture={t.arch.name}",
-    ]  # fmt: skip
-    result = subprocess.run(
-        argv, capture_output=True, text=True, env=SAM_ENV, cwd=tmp_path, timeout=300, check=False
-    )
+        f"DbHost={bridge.gateway} DbPort={pg.port} DbSecretName=unused Architecture={runtime.arch.name}",
+        cwd=tmp_path, timeout=300,
+    )  # fmt: skip
     logs = f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-5000:]}"
     assert result.returncode == 0, logs
 

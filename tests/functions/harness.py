@@ -1,9 +1,13 @@
 """What the application's tests share besides fixtures: paths, the template's
-queue settings, and a stand-in for Lambda's SQS event source mapping."""
+queue settings, running the SAM CLI, and a stand-in for Lambda's SQS event
+source mapping."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +18,17 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE: dict[str, Any] = yaml_parse((ROOT / "template.yaml").read_text())
 MAX_RECEIVE_COUNT = int(TEMPLATE["Resources"]["TaskQueue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"])
 REGION = "us-east-1"
+BIN = Path(sys.executable).parent
+
+
+def run_sam(
+    *args: str, cwd: Path = ROOT, env: Mapping[str, str] = {}, timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
+    """The SAM CLI of this venv. Its makefile builds call `lambdakit` from PATH: the one next to it."""
+    full_env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "SAM_CLI_TELEMETRY": "0", **env}
+    return subprocess.run(
+        [str(BIN / "sam"), *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout
+    )
 
 
 @dataclass(frozen=True)

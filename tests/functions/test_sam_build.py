@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-from harness import ROOT
-
-BIN = Path(sys.executable).parent
+from harness import BIN, ROOT, run_sam
 
 
 def _lambdakit_validate(*args: str) -> dict:
@@ -29,17 +25,7 @@ def _lambdakit_validate(*args: str) -> dict:
 
 def test_sam_build_gives_validated_layer_and_function_packages(tmp_path: Path) -> None:
     build_dir = tmp_path / "sam-build"
-    # SAM's makefile builds call `lambdakit` from PATH: the one installed next to this Python.
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "SAM_CLI_TELEMETRY": "0"}
-    result = subprocess.run(
-        [str(BIN / "sam"), "build", "--build-dir", str(build_dir)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=900,
-        check=False,
-    )
+    result = run_sam("build", "--build-dir", str(build_dir))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Build Succeeded" in result.stdout
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from harness import ROOT, TEMPLATE
+from harness import ROOT, TEMPLATE, run_sam
 
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 
@@ -18,18 +17,7 @@ def _properties(name: str) -> dict[str, Any]:
 
 
 def test_sam_validate_lint_passes_without_warnings() -> None:
-    sam = Path(sys.executable).parent / "sam"
-    env = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
-
-    result = subprocess.run(
-        [str(sam), "validate", "--lint", "--template", str(ROOT / "template.yaml")],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
+    result = run_sam("validate", "--lint", "--template", str(ROOT / "template.yaml"), timeout=120)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().endswith("is a valid SAM Template")
