@@ -108,7 +108,7 @@ def cli() -> None:
     default="auto",
     show_default=True,
     help="pip: resolve only wheels the runtime loads (no Docker). docker: build in the Lambda build image. "
-    "auto: docker when its engine and image are available, else pip.",
+    "auto: docker when its engine and the official build image are available, else pip.",
 )
 @click.option(
     "--out",
