@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Literal
 from builder import __version__
 from builder.backends import Backend, ResolveRequest
 from builder.errors import EnvironmentProblem, InvalidLayer, UsageError
+from builder.layout import PYTHON_DIR
 from builder.package import MANIFEST_SCHEMA, cache_key, read_manifest, write_zip, zip_matches
 from builder.progress import Progress
 from builder.requirements import read_requirements
@@ -141,12 +142,11 @@ def _publish(out: Path, name: str, build_dir: Path) -> None:
 def build_layer(options: BuildOptions, progress: Progress) -> BuildResult:
     target = options.target
     requirements = read_requirements(options.requirements)
-    requirements_text = options.requirements.read_text()
     catalogue = resources.files("builder").joinpath("data/runtimes.json").read_text()
     # The backend asked for, not the one "auto" would pick: deciding that means
     # asking the Docker engine, and a no-op rebuild must stay instant.
     key = cache_key(
-        requirements_text=requirements_text,
+        requirements_text=requirements.text,
         runtime=target.runtime,
         arch=target.arch.name,
         backend=options.backend,
@@ -186,7 +186,7 @@ def build_layer(options: BuildOptions, progress: Progress) -> BuildResult:
                 "resolve", f"{', '.join(requirements.names)} with {backend.name} for {target.describe()}"
             ):
                 resolved = backend.resolve(
-                    ResolveRequest(requirements=options.requirements, target=target, staging=tree), progress
+                    ResolveRequest(requirements=requirements, target=target, staging=tree), progress
                 )
             with step("slim", "removing files the runtime can never load"):
                 slimmed = slim(tree, target)
@@ -242,6 +242,6 @@ def build_layer(options: BuildOptions, progress: Progress) -> BuildResult:
 
 def export(result: BuildResult, dest: Path, *, function_package: bool) -> None:
     """Copy the published tree where another tool expects it (SAM's ARTIFACTS_DIR)."""
-    source = result.tree / "python" if function_package else result.tree
+    source = result.tree / PYTHON_DIR if function_package else result.tree
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copytree(source, dest, dirs_exist_ok=True)

@@ -37,12 +37,12 @@ import botocore.exceptions
 import yaml
 
 from builder import runtimes
-from builder.build import BuildOptions, build_layer
+from builder.build import DEFAULT_OUT, TREE_DIR, BuildOptions, build_layer
 from builder.errors import EnvironmentProblem, InvalidLayer, LambdakitError, UsageError
 from builder.layout import LIB_DIR, PYTHON_DIR
 from builder.progress import Progress
 from builder.runtimes import Target
-from builder.validate import DEFAULT_OUT, ValidationReport, function_tree, validate_tree
+from builder.validate import ValidationReport, function_tree, validate_tree
 
 TargetName = Literal["localstack", "aws"]
 TARGETS: tuple[TargetName, ...] = ("localstack", "aws")
@@ -496,7 +496,7 @@ class MergeRecord:
 
 def layer_source(build_dir: Path, layer: LayerSpec, project: Path) -> Path:
     """What is deployed as the layer: SAM's build of it, else lambdakit's published tree."""
-    for candidate in (build_dir / layer.logical_id, project / DEFAULT_OUT / layer.name / "tree"):
+    for candidate in (build_dir / layer.logical_id, project / DEFAULT_OUT / layer.name / TREE_DIR):
         if (candidate / PYTHON_DIR).is_dir():
             return candidate
     raise UsageError(

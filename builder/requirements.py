@@ -24,6 +24,7 @@ _ALLOWED_OPTIONS = (
 @dataclass(frozen=True, kw_only=True)
 class RequirementSet:
     path: Path
+    text: str  # the file as read: what the build cache key is made of
     requirements: tuple[Requirement, ...]
 
     @property
@@ -37,8 +38,9 @@ def read_requirements(path: Path) -> RequirementSet:
             f"requirements file {path} does not exist",
             hint="create it, or pass an existing one with -r/--requirements",
         )
+    text = path.read_text()
     requirements: list[Requirement] = []
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+    for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split(" #", 1)[0].strip()
         if not line or line.startswith("#"):
             continue
@@ -60,4 +62,4 @@ def read_requirements(path: Path) -> RequirementSet:
         raise UsageError(
             f"{path} lists no requirements", hint="add at least one package, e.g. psycopg2-binary"
         )
-    return RequirementSet(path=path, requirements=tuple(requirements))
+    return RequirementSet(path=path, text=text, requirements=tuple(requirements))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from builder.audit import audit_tree
-from builder.build import DEFAULT_OUT
+from builder.build import DEFAULT_OUT, MANIFEST, TREE_DIR
 from builder.errors import UsageError
 from builder.layout import PYTHON_DIR, top_level_modules
 from builder.problems import Problem, errors
@@ -110,14 +110,14 @@ def layer_tree(path: Path) -> Iterator[tuple[Path, int | None]]:
             hint="pass a directory with python/, a layer .zip, or a build output (build/layers/NAME)",
         )
     # A build output (layer.json + tree/) or a layer's source folder (layers/<name>/).
-    built = path / "tree"
-    if (path / "layer.json").is_file() and built.is_dir():
+    built = path / TREE_DIR
+    if (path / MANIFEST).is_file() and built.is_dir():
         zips = sorted(path.glob("*.zip"))
         yield built, (zips[0].stat().st_size if zips else None)
         return
-    if (path / "requirements.txt").is_file() and not (path / "python").exists():
+    if (path / "requirements.txt").is_file() and not (path / PYTHON_DIR).exists():
         output = DEFAULT_OUT / path.resolve().name
-        if (output / "layer.json").is_file():
+        if (output / MANIFEST).is_file():
             with layer_tree(output) as inner:
                 yield inner
             return

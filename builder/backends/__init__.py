@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Protocol
 
 from builder.progress import Progress
+from builder.requirements import RequirementSet
 from builder.runtimes import Target
 
 
 @dataclass(frozen=True, kw_only=True)
 class ResolveRequest:
-    requirements: Path  # a requirements.txt, already checked for syntax
+    requirements: RequirementSet  # already read and checked for syntax
     target: Target
     staging: Path  # the layer root being built; files go to staging/python (and staging/lib)
 

@@ -30,7 +30,6 @@ from builder.backends import Availability, Resolved, ResolveRequest, bundle_libs
 from builder.errors import EnvironmentProblem, ResolveError
 from builder.layout import LIB_DIR, PYTHON_DIR, sys_path_dirs
 from builder.progress import Progress
-from builder.requirements import read_requirements
 from builder.runtimes import Target
 from builder.verify import IMPORT_SCRIPT, IMPORT_TIMEOUT_S, ImportCheck, results_to_check
 
@@ -77,7 +76,7 @@ class DockerBackend:
         buildargs = {
             "BUILD_IMAGE": target.build_image,
             "PYTHON_VERSION": target.version,
-            **system_packages(read_requirements(request.requirements).names),
+            **system_packages(request.requirements.names),
         }
         cache_key = f"{target.runtime}-{target.arch.name}"
         progress.output(f"docker build in {image.describe()} for {target.arch.docker_platform}")
@@ -120,7 +119,7 @@ def _write_context(context: Path, request: ResolveRequest, buildargs: dict[str, 
     provided = "\n".join(sorted(base_libraries(request.target))) + "\n"
     files = {
         DOCKERFILE.name: DOCKERFILE.read_bytes(),
-        "requirements.txt": request.requirements.read_bytes(),
+        "requirements.txt": request.requirements.text.encode(),
         "bundle_libs.py": Path(bundle_libs.__file__).read_bytes(),
         "provided-libraries.txt": provided.encode(),
     }

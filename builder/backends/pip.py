@@ -101,7 +101,7 @@ class PipBackend:
         dest = request.staging / PYTHON_DIR
         with tempfile.TemporaryDirectory(prefix="lambdakit-pip-") as scratch:
             report = Path(scratch) / "report.json"
-            argv = pip_argv(request.target, request.requirements, dest, report)
+            argv = pip_argv(request.target, request.requirements.path, dest, report)
             progress.output("$ " + " ".join(argv))
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             lines: list[str] = []

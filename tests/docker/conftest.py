@@ -21,6 +21,7 @@ from builder.backends import Resolved, ResolveRequest
 from builder.backends.docker import BACKEND
 from builder.errors import EnvironmentProblem
 from builder.progress import Silent
+from builder.requirements import read_requirements
 from builder.runtimes import Target, target
 from builder.verify import host_arch
 
@@ -108,7 +109,8 @@ def build(tmp_root: Path, requirement: str, runtime: str) -> tuple[Path, Resolve
     requirements.write_text(requirement + "\n")
     staging = tmp_root / "layer"
     staging.mkdir()
-    resolved = BACKEND.resolve(ResolveRequest(requirements=requirements, target=t, staging=staging), Silent())
+    request = ResolveRequest(requirements=read_requirements(requirements), target=t, staging=staging)
+    resolved = BACKEND.resolve(request, Silent())
     return staging, resolved, t
 
 
