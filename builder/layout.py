@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from builder.runtimes import Target
@@ -12,6 +14,40 @@ LIB_DIR = "lib"
 BIN_DIR = "bin"
 
 _NOT_MODULES = (".dist-info", ".egg-info", ".libs", ".data")
+
+# An extension module's file name: MODULE.TAG.so (or .pyd on Windows), where TAG
+# is abi3 or names the Python and the platform: cpython-312-x86_64-linux-gnu,
+# cpython-36m-darwin, cp310-win_amd64, pypy310-pp73-x86_64-linux-gnu.
+_EXTENSION = re.compile(r"(?P<module>[A-Za-z_]\w*)\.(?P<tag>[^.]+)\.(so|pyd)")
+_INTERPRETER_TAG = re.compile(
+    r"(?P<interpreter>cpython-\d+[a-z]*|cp\d+[a-z]*|pypy\d+-pp\d+|graalpy\d+(?:-\d+)?)-(?P<platform>.+)"
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExtensionName:
+    module: str
+    tag: str
+    interpreter: str | None  # None for abi3
+    platform: str | None
+
+    def loads_on(self, target: Target) -> bool:
+        return f".{self.tag}.so" in target.extension_suffixes
+
+
+def extension_name(name: str) -> ExtensionName | None:
+    """What an extension module's file name says; None for a name without a Python tag."""
+    match = _EXTENSION.fullmatch(name)
+    if match is None:
+        return None
+    if match["tag"] == "abi3":
+        return ExtensionName(module=match["module"], tag="abi3", interpreter=None, platform=None)
+    tag = _INTERPRETER_TAG.fullmatch(match["tag"])
+    if tag is None:
+        return None
+    return ExtensionName(
+        module=match["module"], tag=match["tag"], interpreter=tag["interpreter"], platform=tag["platform"]
+    )
 
 
 def sys_path_dirs(root: Path, target: Target) -> list[Path]:

@@ -9,20 +9,16 @@ importlib.metadata reads it at run time.
 
 from __future__ import annotations
 
-import re
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.audit.elf import ElfReadError, binary_format, read_elf
-from builder.layout import PYTHON_DIR
+from builder.layout import PYTHON_DIR, extension_name
 from builder.problems import Problem
 from builder.runtimes import Target
 
-# The tag between a module's name and ".so" when it names a Python ABI:
-# cpython-312-x86_64-linux-gnu, cpython-36m-darwin, abi3, pypy310-pp73-..., cp310-win_amd64.
-_PYTHON_TAG = re.compile(r"^(cpython-\d+[a-z]*(-[\w-]+)?|abi3|pypy\d*[\w-]*|cp\d+[\w-]*|graalpy[\w-]*)$")
 _BINARY_SUFFIXES = (".so", ".pyd", ".dylib")
 
 
@@ -31,18 +27,6 @@ class SlimResult:
     removed: tuple[str, ...]
     bytes_saved: int
     problems: tuple[Problem, ...] = field(default_factory=tuple)
-
-
-def extension_tag(name: str) -> str | None:
-    """The Python ABI tag in an extension module's file name, or None when it has none."""
-    parts = name.split(".")
-    if len(parts) >= 3 and parts[-1] in ("so", "pyd") and _PYTHON_TAG.match(parts[-2]):
-        return parts[-2]
-    return None
-
-
-def _loadable_tag(tag: str, target: Target) -> bool:
-    return f".{tag}.so" in target.extension_suffixes
 
 
 def _is_binary_candidate(path: Path) -> bool:
@@ -71,10 +55,10 @@ def _foreign_extensions(python_dir: Path, target: Target) -> tuple[list[Path], l
     for path in sorted(python_dir.rglob("*")):
         if not path.is_file() or not _is_binary_candidate(path):
             continue
-        tag = extension_tag(path.name)
-        if tag is not None or path.name.endswith(".pyd"):
+        ext = extension_name(path.name)
+        if ext is not None or path.name.endswith(".pyd"):
             variants[(path.parent, path.name.split(".", 1)[0])].append(path)
-        foreign_abi = path.name.endswith(".pyd") or (tag is not None and not _loadable_tag(tag, target))
+        foreign_abi = path.name.endswith(".pyd") or (ext is not None and not ext.loads_on(target))
         if foreign_abi or not _runs_on_target(path, target):
             removed.append(path)
     gone = set(removed)
@@ -82,7 +66,7 @@ def _foreign_extensions(python_dir: Path, target: Target) -> tuple[list[Path], l
     for (parent, stem), files in sorted(variants.items()):
         if all(f in gone for f in files):
             module = (parent / stem).relative_to(python_dir).as_posix()
-            builds = sorted({extension_tag(f.name) or f.suffix for f in files})
+            builds = sorted({ext.tag if (ext := extension_name(f.name)) else f.suffix for f in files})
             problems.append(
                 Problem(
                     code="no-compatible-binary",

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.audit.elf import BinaryFormat, ElfFacts, ElfReadError, binary_format, read_elf
-from builder.layout import BIN_DIR, LIB_DIR, PYTHON_DIR
+from builder.layout import BIN_DIR, LIB_DIR, PYTHON_DIR, extension_name
 from builder.problems import Problem, Severity
 from builder.runtimes import CatalogueError, Target, all_targets
 
@@ -39,10 +39,6 @@ ZIPPED_LIMIT = 50 * 1024 * 1024
 _LINUX_OSABIS = ("ELFOSABI_SYSV", "ELFOSABI_LINUX")
 _FORMAT_NAMES: dict[BinaryFormat, str] = {"macho": "Mach-O (macOS)", "pe": "PE (Windows)"}
 _SHARED_OBJECT = re.compile(r"\.so(\.\d+)*$|\.(pyd|dylib|dll)$")
-_EXTENSION = re.compile(r"(?P<module>[A-Za-z_]\w*)\.(?P<tag>[^.]+)\.(so|pyd)")
-_INTERPRETER_TAG = re.compile(
-    r"(?P<interpreter>cpython-\d+[a-z]*|cp\d+[a-z]*|pypy\d+-pp\d+|graalpy\d+(?:-\d+)?)-(?P<platform>.+)"
-)
 _LIBPYTHON = re.compile(r"libpython(?P<version>\d+\.\d+)[a-z]*\.so(\.[\d.]+)?")
 _VERSION_DIR = re.compile(r"python\d+\.\d+")
 # auditwheel renames the libraries it grafts into a wheel: libpq-9b38f5e3.so.5.17.
@@ -209,15 +205,8 @@ def _is_python(entry: Path) -> bool:
             return True
         if _VERSION_DIR.fullmatch(entry.name):  # lib/python3.12/site-packages, as pip --prefix makes
             return True
-        return any(entry.glob("*.py")) or any(_is_extension_name(p.name) for p in entry.iterdir())
-    return entry.suffix == ".py" or _is_extension_name(entry.name)
-
-
-def _is_extension_name(name: str) -> bool:
-    match = _EXTENSION.fullmatch(name)
-    if match is None:
-        return False
-    return match["tag"] == "abi3" or _INTERPRETER_TAG.fullmatch(match["tag"]) is not None
+        return any(entry.glob("*.py")) or any(extension_name(p.name) for p in entry.iterdir())
+    return entry.suffix == ".py" or extension_name(entry.name) is not None
 
 
 # --- foreign-binary, arch-mismatch, unreadable-binary -------------------------------------------
@@ -307,29 +296,28 @@ def check_abi(tree: LayerTree, target: Target) -> list[Problem]:
         if not rel.startswith(PYTHON_DIR + "/"):
             continue
         name = rel.rsplit("/", 1)[-1]
-        match = _EXTENSION.fullmatch(name)
-        tag = _INTERPRETER_TAG.fullmatch(match["tag"]) if match else None
+        ext = extension_name(name)
         kind = tree.binaries.get(rel)
         # A Mach-O or PE file is reported as foreign-binary; its name adds nothing.
-        if match is None or tag is None or kind in _FORMAT_NAMES:
+        if ext is None or ext.interpreter is None or ext.platform is None or kind in _FORMAT_NAMES:
             continue
-        if tag["interpreter"] == wanted and tag["platform"] == target.arch.multiarch:
+        if ext.interpreter == wanted and ext.platform == target.arch.multiarch:
             continue
         facts = tree.elf(rel) if kind == "elf" else None
         # Right Python, wrong CPU: the ELF header says so too, and arch-mismatch reports it.
         if (
-            tag["interpreter"] == wanted
+            ext.interpreter == wanted
             and isinstance(facts, ElfFacts)
             and not _fits(facts, target)
-            and tag["platform"].endswith("-linux-gnu")
+            and ext.platform.endswith("-linux-gnu")
         ):
             continue
         problems.append(
             _problem(
                 "abi-mismatch",
                 rel,
-                f"{rel} is built for {tag['interpreter']} on {tag['platform']}; {target.runtime} "
-                f"{target.arch.name} only loads {loads}, so importing {match['module']} fails "
+                f"{rel} is built for {ext.interpreter} on {ext.platform}; {target.runtime} "
+                f"{target.arch.name} only loads {loads}, so importing {ext.module} fails "
                 f'with "No module named"',
                 hint,
             )
