@@ -22,7 +22,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import tomllib
 import urllib.request
@@ -40,7 +39,7 @@ from builder import runtimes
 from builder.build import DEFAULT_OUT, TREE_DIR, BuildOptions, build_layer
 from builder.errors import EnvironmentProblem, InvalidLayer, LambdakitError, UsageError
 from builder.layout import LIB_DIR, PYTHON_DIR
-from builder.progress import Progress
+from builder.progress import Progress, run_streamed
 from builder.runtimes import Target
 from builder.validate import ValidationReport, function_tree, validate_tree
 
@@ -601,7 +600,9 @@ def run_command(command: Command, progress: Progress) -> None:
             ).returncode
             tail: list[str] = []
         else:
-            code, tail = _run_streamed(command, env, progress)
+            code, tail = run_streamed(
+                command.argv, progress, cwd=command.cwd, env=env, timeout_s=command.timeout_s
+            )
     except OSError as err:
         raise EnvironmentProblem(f"cannot run {command.argv[0]}: {err}", step=command.step) from err
     except subprocess.TimeoutExpired as err:
@@ -613,31 +614,6 @@ def run_command(command: Command, progress: Progress) -> None:
         raise DeployFailed(
             f"{command.step} exited with {code}", hint=f"its last lines:\n  {shown}", step=command.step
         )
-
-
-def _run_streamed(command: Command, env: dict[str, str], progress: Progress) -> tuple[int, list[str]]:
-    tail: list[str] = []
-    proc = subprocess.Popen(
-        command.argv, cwd=command.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            progress.output(line.rstrip())
-            tail[:] = [*tail[-19:], line.rstrip()]
-
-    # A reader thread, so that the timeout holds even when the tool prints nothing.
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    try:
-        code = proc.wait(timeout=command.timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        raise
-    reader.join(timeout=5)
-    return code, tail
 
 
 class DeployFailed(LambdakitError):

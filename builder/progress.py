@@ -6,6 +6,11 @@ display, stderr lines, or nothing (--quiet, --json).
 
 from __future__ import annotations
 
+import subprocess
+import threading
+from collections import deque
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Protocol
 
 
@@ -23,3 +28,41 @@ class Silent:
 
     def output(self, line: str) -> None:
         pass
+
+
+def run_streamed(
+    argv: Sequence[str],
+    progress: Progress,
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout_s: float | None = None,
+    keep: int = 20,
+) -> tuple[int, list[str]]:
+    """Run a tool with its output (stdout and stderr) streamed line by line to progress.
+
+    Returns the exit code and the last `keep` lines, for the error message.
+    subprocess.TimeoutExpired propagates after the process is killed.
+    """
+    tail: deque[str] = deque(maxlen=keep)
+    proc = subprocess.Popen(
+        list(argv), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            progress.output(line.rstrip())
+            tail.append(line.rstrip())
+
+    # A reader thread, so that the timeout holds even when the tool prints nothing.
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        code = proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+    reader.join(timeout=5)
+    return code, list(tail)

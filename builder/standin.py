@@ -53,7 +53,6 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -65,7 +64,7 @@ import docker.errors
 
 from builder import container
 from builder.errors import EnvironmentProblem
-from builder.progress import Progress
+from builder.progress import Progress, run_streamed
 from builder.runtimes import ArchFacts, Target, all_targets, target
 from builder.verify import find_interpreter, host_arch
 
@@ -577,13 +576,8 @@ def debian_mirror() -> str:
 def _run(argv: list[str], progress: Progress, *, step: str) -> None:
     progress.step("stand-in", step)
     progress.output("$ " + " ".join(argv))
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    tail: deque[str] = deque(maxlen=3)
-    for line in proc.stdout:
-        progress.output(line.rstrip())
-        tail.append(line.rstrip())
-    if proc.wait() != 0:
+    code, tail = run_streamed(argv, progress, keep=3)
+    if code != 0:
         raise EnvironmentProblem(f"{argv[0]} failed ({step}): " + " | ".join(tail), step="stand-in")
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -19,7 +18,7 @@ from packaging.utils import canonicalize_name
 from builder.backends import Availability, Resolved, ResolveRequest
 from builder.errors import EnvironmentProblem, ResolveError
 from builder.layout import PYTHON_DIR
-from builder.progress import Progress
+from builder.progress import Progress, run_streamed
 from builder.runtimes import Target
 
 _NO_MATCH = re.compile(
@@ -103,14 +102,10 @@ class PipBackend:
             report = Path(scratch) / "report.json"
             argv = pip_argv(request.target, request.requirements.path, dest, report)
             progress.output("$ " + " ".join(argv))
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            lines: list[str] = []
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                lines.append(line)
-                progress.output(line.rstrip())
-            if proc.wait() != 0:
-                raise _explain_failure("".join(lines), request.target)
+            # pip's own explanation of a failure is in its last lines.
+            code, tail = run_streamed(argv, progress, keep=200)
+            if code != 0:
+                raise _explain_failure("\n".join(tail), request.target)
             installed = json.loads(report.read_text())["install"]
         distributions = {
             canonicalize_name(item["metadata"]["name"]): item["metadata"]["version"] for item in installed
