@@ -236,9 +236,7 @@ class RootFs:
 
     @property
     def tag(self) -> str:
-        # The host's base keeps the tag it always had, so existing stand-ins stay up to date.
-        arch = "" if self.arch.name == host_arch() else f"-{self.arch.name}"
-        return f"lambdakit/standin-base:{SUITE}{arch}-{self.digest}"
+        return f"lambdakit/standin-base:{SUITE}-{self.arch.name}-{self.digest}"
 
 
 def image_name(t: Target, kind: Kind) -> str:
@@ -372,8 +370,7 @@ def build_standins(
         recipe = _digest(
             RECIPE_VERSION,
             dockerfile,
-            # The version alone, as before: native stand-ins keep their recipe hash.
-            standin.python.removeprefix("CPython "),
+            standin.python,
             *RUNTIME_PACKAGES,
             _BOOTSTRAP,
             _BOOTSTRAP_PY,
@@ -407,8 +404,7 @@ def build_standins(
                 context=context,
                 tag=standin.image,
                 labels=_labels(standin, recipe),
-                # Native stand-ins build as they always did, on the engine's own platform.
-                docker_platform=standin.target.arch.docker_platform if standin.foreign else None,
+                docker_platform=standin.target.arch.docker_platform,
                 on_line=progress.output,
             )
         if existing is not None and existing.id != image_id:
