@@ -48,7 +48,7 @@ def test_a_foreign_arch_gets_a_runtime_standin_of_debians_python_only() -> None:
         target("python3.12", foreign).build_image,
         target("python3.12", foreign).runtime_image,
     }
-    # Its own base image, which carries Debian's python3.11; the native base keeps its tag.
+    # Its own base image, which carries Debian's python3.11.
     assert standins[0].base.tag.startswith(f"lambdakit/standin-base:bookworm-{foreign}-")
     assert "python3.11" in standins[0].base.packages
     hint = container.missing_image_hint(standins[0].image, target("python3.11", foreign).arch.docker_platform)
