@@ -39,6 +39,10 @@ class ArchFacts:
     multiarch: str
     dynamic_loader: str
 
+    def runs(self, machine: str, elf_class: int) -> bool:
+        """Whether an ELF file with this header's machine and class can load on the arch."""
+        return machine == self.elf_machine and elf_class == self.elf_class
+
 
 @dataclass(frozen=True, kw_only=True)
 class Target:

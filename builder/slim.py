@@ -45,7 +45,7 @@ def _runs_on_target(path: Path, target: Target) -> bool:
         facts = read_elf(path)
     except ElfReadError:
         return True  # unparseable: leave it for the audit to report, never delete blindly
-    return facts.machine == target.arch.elf_machine and facts.elf_class == target.arch.elf_class
+    return target.arch.runs(facts.machine, facts.elf_class)
 
 
 def _foreign_extensions(python_dir: Path, target: Target) -> tuple[list[Path], list[Problem]]:

@@ -116,7 +116,7 @@ def _worth_reading(rel: str) -> bool:
 
 
 def _fits(facts: ElfFacts, target: Target) -> bool:
-    return facts.machine == target.arch.elf_machine and facts.elf_class == target.arch.elf_class
+    return target.arch.runs(facts.machine, facts.elf_class)
 
 
 def _package(rel: str) -> str | None:
