@@ -62,6 +62,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "deploy": "builder.deploy_cli:deploy_command",
     "e2e": "builder.deploy_cli:e2e_command",
     "doctor": "builder.deploy_cli:doctor_command",
+    "localstack": "builder.localstack_cli:localstack_group",
+    "bridge-address": "builder.localstack_cli:bridge_address_command",
 }
 
 

@@ -8,18 +8,19 @@
 #   scripts/localstack.sh status                     exit 0 when it answers, 1 otherwise
 #
 # --lambda-standins: for machines that can neither download LocalStack's Lambda
-# runtime-init binary nor pull Lambda base images. It places a stand-in init
-# (which only fails, saying why) and serves a stand-in image from a loopback
-# registry, so that functions are CREATED and stacks complete. No Lambda code
-# can run with them. Needs a Docker engine (scripts/ensure-docker.sh) and
-# Debian's docker-registry package (installed when missing).
+# runtime-init binary nor pull Lambda runtime images. lambdakit's STAND-INS take
+# their place (`lambdakit localstack standins`): its own init, which speaks
+# LocalStack's init contract, and its stand-in runtime images, served from a
+# loopback registry (Debian's docker-registry, installed when missing). Lambda
+# code then runs for real in containers on Docker's default bridge, and
+# LocalStack listens on the bridge address too, so they can call back.
+# Needs a Docker engine (scripts/ensure-docker.sh) and lambdakit (the venv's).
 #
 # Environment: LOCALSTACK_PORT (default 4566), LOCALSTACK_STATE_DIR (pid, logs and
 # data; default .cache/localstack), LOCALSTACK_VENV (default $LAMBDAKIT_CACHE/localstack-venv,
 # LAMBDAKIT_CACHE defaulting to ~/.cache/lambdakit: shared by clones, so CI builds it once),
 # LOCALSTACK_PYTHON (an interpreter to use), LOCALSTACK_WAIT_S (default 120),
-# LOCALSTACK_DOCKER_NETWORK (network for Lambda containers, e.g. the compose
-# network that has the database), LOCALSTACK_REGISTRY_PORT (default 5055).
+# LOCALSTACK_REGISTRY_PORT (default 5055), LAMBDAKIT (the lambdakit to run).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,8 +28,8 @@ port=${LOCALSTACK_PORT:-4566}
 state=${LOCALSTACK_STATE_DIR:-$top/.cache/localstack}
 venv=${LOCALSTACK_VENV:-${LAMBDAKIT_CACHE:-$HOME/.cache/lambdakit}/localstack-venv}
 wait_s=${LOCALSTACK_WAIT_S:-120}
-network=${LOCALSTACK_DOCKER_NETWORK:-}
 registry_port=${LOCALSTACK_REGISTRY_PORT:-5055}
+lambdakit=${LAMBDAKIT:-$(command -v lambdakit || echo "$top/.venv/bin/lambdakit")}
 
 # The release seen working offline with its server extra ([runtime]; the bare
 # package is only the CLI), and the pins it needs there: newer cbor2, pyOpenSSL
@@ -45,10 +46,8 @@ requirements=(
 # which exists from 3.13 on: on 3.12 its runtime components silently fail to load.
 min_python=3.13
 
-# A name of our own, so the stand-in never shadows a real download's directory.
-standin_init_version=lambdakit-standin
-standin_repo=127.0.0.1:$registry_port/lambdakit/localstack-lambda-standin
-standin_image=lambdakit/localstack-lambda-standin:latest
+# What `lambdakit localstack standins` pushes (builder/localstack.py's REPOSITORY).
+standin_repo=127.0.0.1:$registry_port/lambdakit/lambda-python
 
 say() { echo "localstack: $*" >&2; }
 health_url="http://127.0.0.1:$port/_localstack/health"
@@ -134,32 +133,15 @@ start_registry() {
   done
 }
 
-# Creating a function in LocalStack installs its runtime-init binary and pulls
-# the runtime's base image: two downloads this machine cannot make. The stand-ins
-# satisfy those two steps only. The image holds one text file and the init exits
-# with an error, so an invocation fails loudly instead of pretending to work.
+# LocalStack's settings for the stand-ins, one KEY=VALUE a line, into the file $2.
 prepare_standins() {
-  local data=$1 arch init runtime
+  local data=$1 out=$2
   bash "$top/scripts/ensure-docker.sh"
   start_registry
-  arch=$(uname -m)
-  [ "$arch" = aarch64 ] && arch=arm64
-  init=$data/var/lib/localstack/lib/lambda-runtime/$standin_init_version/$arch/var/rapid/init
-  mkdir -p "$(dirname "$init")"
-  printf '%s\n' '#!/bin/sh' \
-    'echo "lambdakit stand-in for the LocalStack lambda-runtime-init: no Lambda code runs on this machine" >&2' \
-    'exit 1' >"$init"
-  chmod +x "$init"
-  if ! docker image inspect "$standin_image" >/dev/null 2>&1; then
-    mkdir -p "$state/standin-rootfs"
-    echo "lambdakit stand-in Lambda image: it never runs code" >"$state/standin-rootfs/STANDIN"
-    tar -C "$state/standin-rootfs" -cf - . | docker import - "$standin_image" >/dev/null
+  if ! "$lambdakit" localstack standins --filesystem-root "$data" --registry "127.0.0.1:$registry_port" >"$out"; then
+    say "the Lambda stand-ins could not be prepared (see above)"
+    return 1
   fi
-  for runtime in $(jq -r '.runtimes[].name' "$top/builder/data/runtimes.json"); do
-    docker tag "$standin_image" "$standin_repo:$runtime"
-    docker push --quiet "$standin_repo:$runtime" >/dev/null
-  done
-  say "stand-ins ready: init $init, images $standin_repo:<runtime>"
 }
 
 start() {
@@ -174,24 +156,24 @@ start() {
   fi
   ensure_venv
   mkdir -p "$state"
-  local data log=$state/localstack.log pid deadline extra=()
+  local data log=$state/localstack.log pid deadline extra=() listen="127.0.0.1:$port" bridge
   data=$(mktemp -d "$state/data.XXXXXX")
   echo "$data" >"$state/data"
   if [ "$standins" -eq 1 ]; then
-    prepare_standins "$data"
-    # LAMBDA_IGNORE_ARCHITECTURE: the stand-in image exists for the host's architecture only.
-    extra+=(LAMBDA_INIT_RELEASE_VERSION="$standin_init_version"
-      LAMBDA_RUNTIME_IMAGE_MAPPING="$standin_repo:<runtime>" LAMBDA_IGNORE_ARCHITECTURE=1)
-  fi
-  if [ -n "$network" ]; then
-    extra+=(LAMBDA_DOCKER_NETWORK="$network")
+    prepare_standins "$data" "$state/standins.env"
+    mapfile -t extra <"$state/standins.env"
+    # Lambda containers sit on the default bridge, where 127.0.0.1 is the container:
+    # LocalStack listens on the host's bridge address too and tells them to use it.
+    bridge=$("$lambdakit" bridge-address)
+    listen="$listen,$bridge:$port"
+    extra+=(HOSTNAME_FROM_LAMBDA="$bridge" LAMBDA_DOCKER_NETWORK=bridge)
   fi
   say "starting on 127.0.0.1:$port, log in $log"
   # Settings seen working on the host (shared/notes/offline-machine.md): no
   # Docker-in-Docker assumptions, no DNS server, no certificate download, SQS
   # queue URLs by path so that one port serves everything.
   env OVERRIDE_IN_DOCKER=0 GATEWAY_SERVER=hypercorn \
-    GATEWAY_LISTEN="127.0.0.1:$port" LOCALSTACK_HOST="127.0.0.1:$port" \
+    GATEWAY_LISTEN="$listen" LOCALSTACK_HOST="127.0.0.1:$port" \
     SQS_ENDPOINT_STRATEGY=path DNS_ADDRESS=0 DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 \
     FILESYSTEM_ROOT="$data" "${extra[@]}" \
     setsid "$venv/bin/python" -m localstack.runtime.main >"$log" 2>&1 </dev/null &
@@ -224,15 +206,29 @@ stop_group() {
   kill -KILL -- "-$pid" 2>/dev/null || true
 }
 
+# Lambda containers this LocalStack started and did not remove (it was killed):
+# those whose runtime endpoint names its port.
+remove_lambda_containers() {
+  command -v docker >/dev/null 2>&1 || return 0
+  local id
+  for id in $(docker ps -aq --filter name=localstack-main-lambda- 2>/dev/null); do
+    if docker inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$id" 2>/dev/null |
+      grep -q "^LOCALSTACK_RUNTIME_ENDPOINT=http://[^/]*:$port/"; then
+      docker rm -f "$id" >/dev/null 2>&1 || true
+    fi
+  done
+}
+
 stop() {
   if [ -f "$state/pid" ]; then
     stop_group "$(cat "$state/pid")"
     say "stopped (pid $(cat "$state/pid"))"
     rm -f "$state/pid"
   fi
+  remove_lambda_containers
   if [ -f "$state/registry.pid" ]; then
     stop_group "$(cat "$state/registry.pid")"
-    rm -rf "$state/registry.pid" "$state/registry" "$state/standin-rootfs"
+    rm -rf "$state/registry.pid" "$state/registry" "$state/standins.env"
     # The tags pushed and pulled through this registry name its port: only untag them.
     docker images --format '{{.Repository}}:{{.Tag}}' 2>/dev/null | grep "^${standin_repo}:" |
       xargs -r docker rmi >/dev/null 2>&1 || true
@@ -257,6 +253,6 @@ case $command in
   start) start "$standins" ;;
   stop) stop ;;
   status) answers ;;
-  -h | --help | "") sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h | --help | "") sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) say "unknown command $command (try --help)"; exit 2 ;;
 esac
