@@ -38,7 +38,7 @@ import yaml
 from builder import runtimes
 from builder.build import DEFAULT_OUT, TREE_DIR, BuildOptions, build_layer
 from builder.errors import EnvironmentProblem, InvalidLayer, LambdakitError, UsageError
-from builder.layout import LIB_DIR, PYTHON_DIR
+from builder.layout import LIB_DIR, PYTHON_DIR, namespace_portions
 from builder.progress import Progress, run_streamed
 from builder.runtimes import Target
 from builder.validate import ValidationReport, function_tree, validate_tree
@@ -54,6 +54,7 @@ SAM_BUILD_DIR = Path(".aws-sam") / "build"
 BUILD_TIMEOUT_S = 1800
 DEPLOY_TIMEOUT_S = 1800
 PROBE_TIMEOUT_S = 3.0
+FUNCTION_ACTIVE_TIMEOUT_S = 120.0
 # Dummy credentials LocalStack accepts; real ones must never reach it by accident.
 LOCALSTACK_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 LOCALSTACK_REGION = "us-east-1"
@@ -142,6 +143,7 @@ class FunctionSpec:
     arch: str
     layers: tuple[str, ...]  # logical ids of the template's own layers it uses
     http_api: bool  # has HttpApi events
+    consumes_queue: bool  # has SQS events
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -234,6 +236,7 @@ def read_template(path: Path, overrides: Mapping[str, str] = {}) -> AppTemplate:
                     ref["Ref"] for ref in layer_refs if isinstance(ref, dict) and ref.get("Ref") in own_layers
                 ),
                 http_api=any(event.get("Type") == "HttpApi" for event in props.get("Events", {}).values()),
+                consumes_queue=any(event.get("Type") == "SQS" for event in props.get("Events", {}).values()),
             )
         )
     if not functions:
@@ -321,6 +324,10 @@ class DeployOptions:
     project: Path = Path()
     endpoint_url: str = DEFAULT_LOCALSTACK_URL
     no_execute_changeset: bool = False
+    # Template parameters given on the command line; they win over samconfig.toml's.
+    parameters: tuple[tuple[str, str], ...] = ()
+    # Deploy function packages without validating them: only to reproduce a broken deploy.
+    unsafe_skip_validation: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -371,12 +378,16 @@ def target_region(target: TargetName, environment: SamEnvironment) -> str:
     return region
 
 
-def db_parameters(target: TargetName, environment: SamEnvironment, project: Path) -> dict[str, str]:
-    """samconfig's parameter overrides with the database settings for the target checked or set."""
+def db_parameters(
+    target: TargetName, environment: SamEnvironment, project: Path, given: Mapping[str, str] = {}
+) -> dict[str, str]:
+    """samconfig's parameter overrides, then the database host for the target, then the
+    parameters given on the command line; the database settings checked."""
     parameters = dict(environment.parameters)
     if target == "localstack" and (service := compose_db_service(project / "docker-compose.yml")):
         # Lambda containers on the compose network reach the database by its service name.
         parameters[DB_HOST_PARAM] = service
+    parameters |= given
     if not parameters.get(DB_SECRET_PARAM):
         raise UsageError(
             f"samconfig environment {environment.name!r} names no database secret ({DB_SECRET_PARAM})",
@@ -421,7 +432,7 @@ def plan_deploy(
     project = options.project
     environment = read_samconfig(project / "samconfig.toml", options.config_env)
     region = target_region(options.target, environment)
-    parameters = db_parameters(options.target, environment, project)
+    parameters = db_parameters(options.target, environment, project, dict(options.parameters))
     app = read_template(project / "template.yaml", parameters)
     target = app.target
     sam, lambdakit = _tools(tool)
@@ -458,6 +469,11 @@ def plan_deploy(
     elif options.no_execute_changeset:
         argv.append("--no-execute-changeset")
         notes.append("--no-execute-changeset: the change set is created for review and not executed")
+    if options.unsafe_skip_validation:
+        notes.append(
+            "--unsafe-skip-validation: function packages are deployed WITHOUT validation; "
+            "they may fail on Lambda with errors lambdakit would have caught"
+        )
     argv += ["--parameter-overrides", *(f"{key}={value}" for key, value in parameters.items())]
     deploy_command = Command(
         step="sam deploy",
@@ -489,7 +505,9 @@ class MergeRecord:
     layer: str
     source: str
     copied: int  # files copied into the function package
-    kept: tuple[str, ...]  # the function's own files that differ from the layer's; they win, as on Lambda
+    # The function's own modules, packages and libraries that differ from the layer's: they win,
+    # as on Lambda, where /var/task comes before /opt on sys.path and LD_LIBRARY_PATH.
+    kept: tuple[str, ...]
     skipped: tuple[str, ...]  # layer folders with no function-package counterpart
 
 
@@ -523,23 +541,63 @@ def _mapping(layer_root: Path, target: Target) -> list[tuple[Path, Path, Path | 
     return pairs
 
 
-def _copy_tree(source: Path, dest: Path, *, skip: Path | None) -> tuple[int, list[str]]:
-    """Copy files that dest lacks; (files copied, dest's own files that differ and were kept)."""
+def _copy_files(source: Path, dest: Path, root: Path) -> tuple[int, list[str]]:
+    """Copy the files dest lacks, file by file, as the dynamic loader looks up each library by name
+    in each directory; (files copied, dest's own files that differ and were kept, relative to root)."""
     copied, kept = 0, []
-    for directory, subdirs, files in os.walk(source):
-        here = Path(directory)
-        subdirs[:] = [d for d in subdirs if here / d != skip]
+    for directory, _, files in os.walk(source):
         for name in files:
-            src = here / name
+            src = Path(directory) / name
             out = dest / src.relative_to(source)
             if out.exists() or out.is_symlink():
-                if not filecmp.cmp(src, out, shallow=False):
-                    kept.append(str(out.relative_to(dest.parent)))
+                if not _identical(src, out):
+                    kept.append(str(out.relative_to(root)))
                 continue
             out.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, out, follow_symlinks=False)
             copied += 1
     return copied, kept
+
+
+def _merge_import_path(source: Path, dest: Path, root: Path, *, skip: Path | None) -> tuple[int, list[str]]:
+    """Add a layer's sys.path entry to the package's as Python sees the two together.
+
+    A top-level module or regular package the function has shadows the layer's WHOLE
+    copy (Python never looks inside the layer's psycopg2/ once /var/task/psycopg2/
+    is found), so it is kept as is and nothing of the layer's is mixed into it.
+    Only namespace packages (no __init__.py on either side) combine.
+    """
+    copied, kept = 0, []
+    for entry in sorted(source.iterdir()):
+        if entry == skip:
+            continue
+        out = dest / entry.name
+        if not (out.exists() or out.is_symlink()):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.copytree(entry, out, symlinks=True)
+                copied += sum(len(files) for _, _, files in os.walk(out))
+            else:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(entry, out, follow_symlinks=False)
+                copied += 1
+        elif namespace_portions(entry, out):
+            n, k = _merge_import_path(entry, out, root, skip=None)
+            copied, kept = copied + n, kept + k
+        elif not _identical(entry, out):
+            kept.append(str(out.relative_to(root)))
+    return copied, kept
+
+
+def _identical(a: Path, b: Path) -> bool:
+    """Same file content, or directories with the same files of the same content."""
+    if a.is_dir() != b.is_dir():
+        return False
+    if not a.is_dir():
+        return filecmp.cmp(a, b, shallow=False)
+    names = sorted(p.relative_to(a) for p in a.rglob("*"))
+    if names != sorted(p.relative_to(b) for p in b.rglob("*")):
+        return False
+    return all(_identical(a / name, b / name) for name in names if not (a / name).is_dir())
 
 
 def merge_layers(app: AppTemplate, build_dir: Path, project: Path) -> list[MergeRecord]:
@@ -553,7 +611,10 @@ def merge_layers(app: AppTemplate, build_dir: Path, project: Path) -> list[Merge
             root = layer_source(build_dir, app.layer(layer_id), project)
             copied, kept = 0, []
             for source, relative, skip in _mapping(root, app.target):
-                n, k = _copy_tree(source, package / relative, skip=skip)
+                if relative == Path(LIB_DIR):
+                    n, k = _copy_files(source, package / relative, build_dir)
+                else:
+                    n, k = _merge_import_path(source, package / relative, build_dir, skip=skip)
                 copied += n
                 kept += k
             records.append(
@@ -631,11 +692,15 @@ class DeployResult:
     merged: tuple[MergeRecord, ...]
     stack_status: str
     outputs: dict[str, str]
+    # Each deployed function's state as the target reports it (Active, Failed: reason, ...).
+    function_states: dict[str, str]
     timings: dict[str, float]
 
     @property
     def ok(self) -> bool:
         if "ROLLBACK" in self.stack_status or "FAILED" in self.stack_status:
+            return False
+        if any(state != "Active" for state in self.function_states.values()):
             return False
         # A new stack whose change set was only created waits for review.
         return self.stack_status.endswith("_COMPLETE") or self.stack_status == "REVIEW_IN_PROGRESS"
@@ -651,6 +716,7 @@ class DeployResult:
             "merged": [asdict(record) for record in self.merged],
             "stack": {"name": self.plan.environment.stack_name, "status": self.stack_status},
             "outputs": self.outputs,
+            "function_states": self.function_states,
             "timings": self.timings,
         }
 
@@ -791,12 +857,17 @@ def deploy(
 
     functions = {}
     for function in app.functions:
+        if options.unsafe_skip_validation:
+            progress.step("validate", f"SKIPPED for {function.logical_id} (--unsafe-skip-validation)")
+            functions[function.logical_id] = "skipped"
+            continue
         progress.step("validate", f"function package {function.logical_id}")
         report = validate_function(app, function, build_dir, merged=plan.merge_layers)
         if report.verdict == "invalid":
             raise InvalidLayer(
                 f"the {function.logical_id} package for {target.describe()} is invalid; nothing was deployed",
-                hint="fix the problems listed (see also lambdakit validate)",
+                hint="fix the problems listed; their paths are as Lambda assembles the function: python/ is "
+                "the package (/var/task) over its layers' python/ (lambdakit validate --function --layer)",
                 step="validate",
                 report=report.to_dict(),
             )
@@ -807,6 +878,11 @@ def deploy(
     lap("sam deploy")
     status, outputs = stack_state(client("cloudformation"), plan.environment.stack_name)
     lap("outputs")
+    states = {}
+    if status.endswith("_COMPLETE") and "ROLLBACK" not in status:
+        progress.step("functions", "waiting for every function to be Active")
+        states = function_states(client, plan.environment.stack_name, app)
+        lap("functions")
     return DeployResult(
         plan=plan,
         localstack=localstack,
@@ -815,5 +891,38 @@ def deploy(
         merged=merged,
         stack_status=status,
         outputs=outputs,
+        function_states=states,
         timings=timings,
     )
+
+
+def function_states(
+    client: Clients, stack_name: str, app: AppTemplate, *, timeout_s: float = FUNCTION_ACTIVE_TIMEOUT_S
+) -> dict[str, str]:
+    """Each function's state once it has left Pending: "Active", or "Failed: <the target's reason>".
+
+    A stack can be complete while a function cannot run: LocalStack marks a
+    function Failed when its runtime image cannot be had for its architecture.
+    """
+    cloudformation, lambda_ = client("cloudformation"), client("lambda")
+    states = {}
+    deadline = time.monotonic() + timeout_s
+    for function in app.functions:
+        try:
+            resource = cloudformation.describe_stack_resource(
+                StackName=stack_name, LogicalResourceId=function.logical_id
+            )
+            name = resource["StackResourceDetail"]["PhysicalResourceId"]
+            while True:
+                config = lambda_.get_function_configuration(FunctionName=name)
+                if config.get("State") != "Pending" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
+            raise EnvironmentProblem(
+                f"cannot read the state of {function.logical_id}: {err}", step="functions"
+            ) from err
+        state = str(config.get("State", "Active"))  # functions created before states existed have none
+        reason = config.get("StateReason")
+        states[function.logical_id] = f"{state}: {reason}" if state != "Active" and reason else state
+    return states

@@ -55,16 +55,26 @@ def _options(
     project_dir: Path,
     endpoint_url: str,
     no_execute_changeset: bool = False,
+    parameters: tuple[str, ...] = (),
+    unsafe_skip_validation: bool = False,
 ) -> DeployOptions:
     env = config_env or DEFAULT_ENV.get(target)
     if env is None:
         raise click.UsageError(f"--target {target} needs --env (a samconfig.toml environment, e.g. prod)")
+    pairs = []
+    for item in parameters:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--parameter")
+        pairs.append((key, value))
     return DeployOptions(
         target=target,  # type: ignore[arg-type]
         config_env=env,
         project=project_dir.resolve(),
         endpoint_url=endpoint_url,
         no_execute_changeset=no_execute_changeset,
+        parameters=tuple(pairs),
+        unsafe_skip_validation=unsafe_skip_validation,
     )
 
 
@@ -82,6 +92,19 @@ def _progress(json_output: bool, verbose: bool) -> Progress:
     is_flag=True,
     help="AWS only: create the change set for review, do not execute it.",
 )
+@click.option(
+    "--parameter",
+    "parameters",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A template parameter (repeatable); wins over samconfig.toml's parameter_overrides.",
+)
+@click.option(
+    "--unsafe-skip-validation",
+    is_flag=True,
+    help="Deploy the function packages WITHOUT validating them. Only to reproduce what an "
+    "unchecked deploy does; such a deploy can fail on Lambda.",
+)
 @ENDPOINT_OPTION
 @PROJECT_OPTION
 @JSON_OPTION
@@ -90,6 +113,8 @@ def deploy_command(
     target: str,
     config_env: str | None,
     no_execute_changeset: bool,
+    parameters: tuple[str, ...],
+    unsafe_skip_validation: bool,
     endpoint_url: str,
     project_dir: Path,
     json_output: bool,
@@ -110,7 +135,15 @@ def deploy_command(
     parameter: it lives in the secret DbSecretName names (on LocalStack it is
     created from POSTGRES_PASSWORD when missing).
     """
-    options = _options(target, config_env, project_dir, endpoint_url, no_execute_changeset)
+    options = _options(
+        target,
+        config_env,
+        project_dir,
+        endpoint_url,
+        no_execute_changeset,
+        parameters=parameters,
+        unsafe_skip_validation=unsafe_skip_validation,
+    )
     with user_errors(json_output):
         result = deploy(options, _progress(json_output, verbose))
     if json_output:
@@ -139,6 +172,8 @@ def _render_deploy(result: DeployResult) -> None:
     )
     for key, value in sorted(result.outputs.items()):
         click.echo(f"  {key}: {value}")
+    for function, state in result.function_states.items():
+        click.secho(f"  {function}: {state}", fg="green" if state == "Active" else "red")
 
 
 @click.command("e2e")
@@ -185,7 +220,20 @@ def _render_e2e(result: E2EResult) -> None:
     if result.ok:
         click.secho(f"task {result.task_id} completed (API reached by {result.via})", fg="green", bold=True)
     else:
-        click.secho(f"e2e failed (API reached by {result.via}): {result.reason}", fg="red", bold=True)
+        click.secho(
+            f"e2e failed at '{result.failed_hop}' (API reached by {result.via}): {result.reason}",
+            fg="red",
+            bold=True,
+        )
+    if result.diagnosis is not None:
+        diagnosis = result.diagnosis
+        click.echo(f"  {diagnosis.function}: {diagnosis.error or 'answers without error'}")
+        if diagnosis.logs:
+            click.echo(f"  its recent log lines ({len(diagnosis.logs)}):")
+            for line in diagnosis.logs:
+                click.echo(f"    {line}")
+        else:
+            click.echo("  no log lines recorded for it")
 
 
 @click.command("doctor")

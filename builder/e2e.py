@@ -7,6 +7,8 @@ not (LocalStack Community). Either way the app's own code answers.
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
 import time
 import urllib.error
@@ -19,6 +21,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 import botocore.config
+import botocore.exceptions
 
 from builder.deploy import (
     Clients,
@@ -37,6 +40,14 @@ from builder.errors import EnvironmentProblem
 
 SCHEMA = 1
 HTTP_TIMEOUT_S = 30.0
+API_HOP = "api: create task"
+READ_HOP = "api: read task"
+WORKER_HOP = "queue + worker"
+# Log lines of a failing function shown with its diagnosis.
+DIAGNOSIS_LOG_LINES = 40
+# An SQS event with no records: the worker loads (its handler module imports)
+# and answers without touching any message, so the probe changes nothing.
+EMPTY_SQS_EVENT: dict[str, Any] = {"Records": []}
 POLL_INTERVAL_S = 1.0
 # A cold start in LocalStack pulls and starts a container; and an invoke is not
 # idempotent (a retried POST creates a second task), so botocore must not retry.
@@ -45,6 +56,11 @@ INVOKE_CONFIG = botocore.config.Config(read_timeout=120, retries={"total_max_att
 
 class ApiError(Exception):
     """The API could not be reached or did not answer as the app does."""
+
+    def __init__(self, message: str, *, function_error: str = "", logs: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.function_error = function_error
+        self.logs = logs
 
 
 class Transport(Protocol):
@@ -87,14 +103,38 @@ class InvokeTransport:
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
         event = http_api_event(method, path, body)
-        try:
-            response = self.client.invoke(FunctionName=self.function_name, Payload=json.dumps(event).encode())
-        except Exception as err:  # botocore raises many types; all mean the function did not answer
-            raise ApiError(f"invoking {self.function_name}: {err}") from err
-        payload = _decode(response["Payload"].read())
-        if response.get("FunctionError"):
-            raise ApiError(f"{self.function_name} raised: {payload}")
+        outcome = invoke(self.client, self.function_name, event)
+        if outcome.error:
+            message = f"{self.function_name} failed: {outcome.error}"
+            raise ApiError(message, function_error=outcome.error, logs=outcome.logs)
+        payload = outcome.payload if isinstance(outcome.payload, dict) else {}
         return int(payload.get("statusCode", 0)), _decode(payload.get("body") or b"")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Invoked:
+    payload: Any
+    error: str  # the function's own error (its errorType and errorMessage); "" when it answered
+    logs: tuple[str, ...]  # the tail of its log for this invocation, where the target returns it
+
+
+def invoke(client: Any, function_name: str, event: dict[str, Any]) -> Invoked:
+    """One synchronous invocation with its log tail (LogType=Tail: the last 4 KB on AWS)."""
+    try:
+        payload = json.dumps(event).encode()
+        response = client.invoke(FunctionName=function_name, Payload=payload, LogType="Tail")
+    except Exception as err:  # botocore raises many types; all mean the function did not answer
+        raise ApiError(f"invoking {function_name}: {err}") from err
+    payload = _decode(response["Payload"].read())
+    logs = tuple(base64.b64decode(response.get("LogResult") or "").decode(errors="replace").splitlines())
+    error = ""
+    if response.get("FunctionError"):
+        if isinstance(payload, dict) and "errorMessage" in payload:
+            kind = payload.get("errorType") or response["FunctionError"]
+            error = f"{kind}: {payload['errorMessage']}"
+        else:
+            error = f"{response['FunctionError']}: {payload}"
+    return Invoked(payload=payload, error=error, logs=logs)
 
 
 def http_api_event(method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
@@ -142,13 +182,24 @@ class Hop:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Diagnosis:
+    """What the function behind a failed hop says for itself."""
+
+    function: str
+    error: str  # its own error, "" when it answered
+    logs: tuple[str, ...]  # its recent log lines
+
+
+@dataclass(frozen=True, kw_only=True)
 class E2EResult:
     via: str
     ok: bool
     task_id: str | None
     status: str  # the task's last status, or "" when it was never created
     reason: str  # why it failed; "" when ok
+    failed_hop: str = ""  # the hop that failed, "" when ok
     hops: list[Hop] = field(default_factory=list)
+    diagnosis: Diagnosis | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {"schema": SCHEMA, **asdict(self)}
@@ -165,9 +216,25 @@ def run_e2e(
     """POST a task, then GET it until the worker has completed it or timeout_s has passed."""
     hops: list[Hop] = []
 
-    def failed(reason: str, task_id: str | None = None, status: str = "") -> E2EResult:
+    def failed(
+        hop: str, reason: str, task_id: str | None = None, status: str = "", api_error: ApiError | None = None
+    ) -> E2EResult:
+        diagnosis = None
+        if api_error is not None and api_error.function_error:
+            diagnosis = Diagnosis(
+                function=getattr(transport, "function_name", ""),
+                error=api_error.function_error,
+                logs=api_error.logs,
+            )
         return E2EResult(
-            via=transport.via, ok=False, task_id=task_id, status=status, reason=reason, hops=hops
+            via=transport.via,
+            ok=False,
+            task_id=task_id,
+            status=status,
+            reason=reason,
+            failed_hop=hop,
+            hops=hops,
+            diagnosis=diagnosis,
         )
 
     start = clock()
@@ -175,11 +242,11 @@ def run_e2e(
     try:
         code, body = transport.request("POST", "/tasks", {"name": name, "payload": {"e2e": True}})
     except ApiError as err:
-        return failed(f"the API did not answer: {err}")
+        return failed(API_HOP, f"the API did not answer: {err}", api_error=err)
     created = clock()
-    hops.append(Hop(name="api: create task", seconds=round(created - start, 3), detail=f"HTTP {code}"))
+    hops.append(Hop(name=API_HOP, seconds=round(created - start, 3), detail=f"HTTP {code}"))
     if code != 201 or not isinstance(body, dict) or "id" not in body:
-        return failed(f"POST /tasks answered {code}: {body}")
+        return failed(API_HOP, f"POST /tasks answered {code}: {body}")
     task_id = str(body["id"])
     status, polls = str(body.get("status", "")), 0
     deadline = created + timeout_s
@@ -189,18 +256,18 @@ def run_e2e(
         try:
             code, body = transport.request("GET", f"/tasks/{task_id}")
         except ApiError as err:
-            return failed(f"reading the task failed: {err}", task_id, status)
+            return failed(READ_HOP, f"reading the task failed: {err}", task_id, status, api_error=err)
         if code != 200 or not isinstance(body, dict):
-            return failed(f"GET /tasks/{task_id} answered {code}: {body}", task_id, status)
+            return failed(READ_HOP, f"GET /tasks/{task_id} answered {code}: {body}", task_id, status)
         status = str(body.get("status", ""))
     done = clock()
     detail = f"{polls} polls, last status {status}"
     if status != "completed":
-        hops.append(Hop(name="queue + worker", seconds=round(done - created, 3), detail=detail))
+        hops.append(Hop(name=WORKER_HOP, seconds=round(done - created, 3), detail=detail))
         error = body.get("error") if isinstance(body, dict) else None
         reason = f"task {task_id} still {status or 'unknown'} after {timeout_s:g}s"
-        return failed(reason + (f" (last error: {error})" if error else ""), task_id, status)
-    hops.append(Hop(name="queue + worker: completed", seconds=round(done - created, 3), detail=detail))
+        return failed(WORKER_HOP, reason + (f" (last error: {error})" if error else ""), task_id, status)
+    hops.append(Hop(name=f"{WORKER_HOP}: completed", seconds=round(done - created, 3), detail=detail))
     # The polled time includes up to one poll interval; the rows' own timestamps do not.
     with suppress(KeyError, TypeError, ValueError):
         took = datetime.fromisoformat(body["updated_at"]) - datetime.fromisoformat(body["created_at"])
@@ -251,10 +318,41 @@ def e2e(
         )
         api_function = resource["StackResourceDetail"]["PhysicalResourceId"]
     http_api = localstack is None or localstack.http_api
+    lambda_client = client("lambda", INVOKE_CONFIG)
     transport = api_transport(
-        outputs=outputs,
-        http_api=http_api,
-        lambda_client=client("lambda", INVOKE_CONFIG),
-        api_function=api_function,
+        outputs=outputs, http_api=http_api, lambda_client=lambda_client, api_function=api_function
     )
-    return run_e2e(transport, timeout_s=timeout_s)
+    started_ms = int(time.time() * 1000)
+    result = run_e2e(transport, timeout_s=timeout_s)
+    worker = next((f.logical_id for f in app.functions if f.consumes_queue), None)
+    if result.failed_hop == WORKER_HOP and worker is not None:
+        resource = client("cloudformation").describe_stack_resource(
+            StackName=environment.stack_name, LogicalResourceId=worker
+        )
+        name = resource["StackResourceDetail"]["PhysicalResourceId"]
+        diagnosis = diagnose_worker(lambda_client, client("logs"), name, since_ms=started_ms)
+        result = dataclasses.replace(result, diagnosis=diagnosis)
+    return result
+
+
+def diagnose_worker(lambda_client: Any, logs_client: Any, function_name: str, *, since_ms: int) -> Diagnosis:
+    """The worker's own error (it is invoked with an empty batch) and its log lines since since_ms."""
+    try:
+        probe = invoke(lambda_client, function_name, EMPTY_SQS_EVENT)
+        error, tail = probe.error, probe.logs
+    except ApiError as err:
+        error, tail = str(err), ()
+    lines = recent_log_lines(logs_client, f"/aws/lambda/{function_name}", since_ms=since_ms)
+    return Diagnosis(function=function_name, error=error, logs=tuple(lines or tail)[-DIAGNOSIS_LOG_LINES:])
+
+
+def recent_log_lines(logs_client: Any, group: str, *, since_ms: int) -> list[str]:
+    """The function's log lines since since_ms from CloudWatch Logs; [] where there are none."""
+    lines: list[str] = []
+    try:
+        paginator = logs_client.get_paginator("filter_log_events")
+        for page in paginator.paginate(logGroupName=group, startTime=since_ms):
+            lines += [event["message"].rstrip("\n") for event in page.get("events", [])]
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+        return []  # no log group yet, or no permission to read it: the probe's tail stands alone
+    return lines

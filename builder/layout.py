@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,3 +85,28 @@ def top_level_modules(root: Path, target: Target) -> list[str]:
             if name is not None:
                 names.add(name)
     return sorted(names)
+
+
+def namespace_portions(a: Path, b: Path) -> bool:
+    """Both are portions of one namespace package (PEP 420: no __init__.py), which Python
+    combines across sys.path entries; any other module or package is found whole in one entry."""
+    return all(p.is_dir() and not p.is_symlink() and not (p / "__init__.py").exists() for p in (a, b))
+
+
+def remove_shadowed(upper: Path, lower: Path) -> None:
+    """Remove from the sys.path directory `lower` what `upper`, earlier on sys.path, shadows.
+
+    Python takes a top-level module or regular package from the first entry that has
+    it and never looks into a later one's copy: /var/task/psycopg2/ hides a layer's
+    whole /opt/python/psycopg2/, not file by file.
+    """
+    for entry in upper.iterdir():
+        hidden = lower / entry.name
+        if not (hidden.exists() or hidden.is_symlink()):
+            continue
+        if namespace_portions(entry, hidden):
+            remove_shadowed(entry, hidden)
+        elif hidden.is_dir() and not hidden.is_symlink():
+            shutil.rmtree(hidden)
+        else:
+            hidden.unlink()

@@ -36,10 +36,25 @@ def localstack_group() -> None:
     help="Runtime whose stand-in image is built (when missing) and served (repeatable). Runtime "
     "images already present for other runtimes and architectures are served too.",
 )
+@click.option(
+    "--arch",
+    "arches",
+    multiple=True,
+    type=click.Choice(runtimes.ARCHES),
+    default=runtimes.ARCHES,
+    show_default=True,
+    help="Architectures to build stand-ins for (repeatable); another than this machine's needs qemu "
+    "(scripts/ensure-docker.sh --arm64) and exists for python3.11 only.",
+)
 @click.option("--json", "json_output", is_flag=True, help="Print one JSON document on stdout.")
 @click.option("-v", "--verbose", is_flag=True, help="Show debootstrap's and docker build's own output.")
 def standins_command(
-    filesystem_root: Path, registry: str, runtime_names: tuple[str, ...], json_output: bool, verbose: bool
+    filesystem_root: Path,
+    registry: str,
+    runtime_names: tuple[str, ...],
+    arches: tuple[str, ...],
+    json_output: bool,
+    verbose: bool,
 ) -> None:
     """Install the stand-in init, serve runtime images from REGISTRY, and print LocalStack's settings.
 
@@ -51,7 +66,7 @@ def standins_command(
     """
     progress = TerminalProgress(verbose=verbose)
     with user_errors(json_output):
-        outcomes = standin.build_standins(runtime_names, kinds=("runtime",), progress=progress)
+        outcomes = standin.build_standins(runtime_names, kinds=("runtime",), arches=arches, progress=progress)
         for outcome in outcomes:
             if outcome.status == "skipped":
                 click.secho(f"skipped  {outcome.image}: {outcome.detail}", fg="yellow", err=True)

@@ -15,7 +15,7 @@ from typing import Literal
 from builder.audit import audit_tree
 from builder.build import DEFAULT_OUT, MANIFEST, TREE_DIR
 from builder.errors import UsageError
-from builder.layout import PYTHON_DIR, top_level_modules
+from builder.layout import PYTHON_DIR, remove_shadowed, top_level_modules
 from builder.problems import Problem, errors
 from builder.runtimes import Target
 from builder.verify import ImportCheck, ImportCheckChoice, check_imports
@@ -142,8 +142,9 @@ def _link_or_copy(source: str, dest: str) -> None:
 def function_tree(package: Path, layers: Sequence[Path]) -> Iterator[Path]:
     """A layer-shaped view of a function package and the layers it uses.
 
-    Lambda puts the package (/var/task) on sys.path before each layer's python/,
-    so the layers are laid down first and the package's files win.
+    Lambda extracts the layers into /opt in order, a later one's files replacing an
+    earlier one's, and puts the package (/var/task) on sys.path before /opt/python:
+    a module or package the function ships hides the layers' copy of it whole.
     """
     if not package.is_dir():
         raise UsageError(
@@ -154,5 +155,7 @@ def function_tree(package: Path, layers: Sequence[Path]) -> Iterator[Path]:
         for layer in layers:
             with layer_tree(layer) as (tree, _):
                 shutil.copytree(tree, view, dirs_exist_ok=True, copy_function=_link_or_copy)
+        if (view / PYTHON_DIR).is_dir():
+            remove_shadowed(package, view / PYTHON_DIR)
         shutil.copytree(package, view / PYTHON_DIR, dirs_exist_ok=True, copy_function=_link_or_copy)
         yield view

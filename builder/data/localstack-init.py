@@ -278,6 +278,7 @@ class Sandbox:
             self.handoff.get_nowait()
 
     def take_log(self, invocation: Invocation) -> str:
+        elapsed_ms = (time.monotonic() - invocation.started) * 1000
         settle_until = time.monotonic() + LOG_SETTLE_MAX_S
         while time.monotonic() < settle_until:
             with self.lock:
@@ -287,7 +288,6 @@ class Sandbox:
             time.sleep(LOG_SETTLE_S / 2)
         with self.lock:
             lines, self.output = self.output, []
-        elapsed_ms = (time.monotonic() - invocation.started) * 1000
         return "".join(
             [
                 f"START RequestId: {invocation.id} Version: {self.version}\n",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -127,17 +128,22 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def localstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackInfo]:
-    """A real LocalStack on a free port, with the offline Lambda stand-ins (see scripts/localstack.sh)."""
-    if os.environ.get("LAMBDAKIT_SKIP_LOCALSTACK_TESTS") == "1":
-        pytest.skip("LAMBDAKIT_SKIP_LOCALSTACK_TESTS=1")
-    port = free_port()
-    env = {
-        **os.environ,
-        "LOCALSTACK_PORT": str(port),
+def localstack_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """scripts/localstack.sh's settings for the test session's LocalStack: free ports, its own state."""
+    return {
+        "LOCALSTACK_PORT": str(free_port()),
         "LOCALSTACK_REGISTRY_PORT": str(free_port()),
         "LOCALSTACK_STATE_DIR": str(tmp_path_factory.mktemp("localstack")),
     }
+
+
+@pytest.fixture(scope="session")
+def localstack(localstack_env: dict[str, str]) -> Iterator[LocalStackInfo]:
+    """A real LocalStack on a free port, with the offline Lambda stand-ins (see scripts/localstack.sh)."""
+    if os.environ.get("LAMBDAKIT_SKIP_LOCALSTACK_TESTS") == "1":
+        pytest.skip("LAMBDAKIT_SKIP_LOCALSTACK_TESTS=1")
+    # The script runs this venv's lambdakit (stand-ins, bridge address).
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", **localstack_env}
     try:
         started = subprocess.run(
             ["bash", str(SCRIPT), "start", "--lambda-standins"],
@@ -156,6 +162,6 @@ def localstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackI
                 f"{started.stderr[-3000:]}\nSet LAMBDAKIT_SKIP_LOCALSTACK_TESTS=1 to skip these tests.",
                 pytrace=False,
             )
-        yield detect_localstack(f"http://127.0.0.1:{port}")
+        yield detect_localstack(f"http://127.0.0.1:{localstack_env['LOCALSTACK_PORT']}")
     finally:
-        subprocess.run(["bash", str(SCRIPT), "stop"], env=env, capture_output=True, timeout=60, check=False)
+        subprocess.run(["bash", str(SCRIPT), "stop"], env=env, capture_output=True, timeout=120, check=False)

@@ -66,6 +66,25 @@ def test_layer_content_lands_where_the_runtime_looks(project: Path) -> None:
     assert api.source == str(build / "DepsLayer")
 
 
+def test_a_package_the_function_ships_shadows_the_layers_whole_copy(project: Path) -> None:
+    """As on Lambda: Python finds /var/task/dep/ first and never looks into the layer's dep/.
+
+    A file-by-file merge would add the layer's compiled module to the function's
+    own (broken) package and hide the failure that Lambda would show.
+    """
+    build = sam_build_output(project)
+    write(build / "WorkerFunction/dep/__init__.py", "from dep._speedups import VALUE\n")
+    records = merge_layers(read_template(project / "template.yaml"), build, project)
+
+    assert not (build / "WorkerFunction/dep/_speedups.cpython-312-x86_64-linux-gnu.so").exists()
+    assert records[1].kept == ("WorkerFunction/dep",)
+    # A namespace package (no __init__.py) is the one case where both portions count.
+    write(build / "ApiFunction/ns/own.py", "")
+    write(build / "DepsLayer/python/ns/theirs.py", "")
+    merge_layers(read_template(project / "template.yaml"), build, project)
+    assert (build / "ApiFunction/ns/theirs.py").is_file()
+
+
 def test_merge_again_copies_nothing(project: Path) -> None:
     build = sam_build_output(project)
     app = read_template(project / "template.yaml")
@@ -106,3 +125,24 @@ def test_function_package_alone_imports_once_merged(project: Path) -> None:
     after = validate_function(app, api, build, merged=True)
     assert after.imports.modules["apifunction"] is None
     assert after.imports.modules["dep"] is None
+
+
+def test_validation_sees_a_shipped_package_hide_the_layers_copy(project: Path) -> None:
+    """The function's own dep2/ lacks a module the layer's dep2/ has: on Lambda the import fails,
+    because Python never looks into the layer's dep2/ once /var/task/dep2/ is found."""
+    build = sam_build_output(project)
+    write(build / "DepsLayer/python/dep2/__init__.py", "")
+    write(build / "DepsLayer/python/dep2/extra.py", "X = 1\n")
+    write(build / "WorkerFunction/dep2/__init__.py", "from dep2.extra import X\n")
+    write(
+        build / "WorkerFunction/workerfunction.py",
+        "import dep, dep2\n\ndef handler(event, context): return {}\n",
+    )
+    app = read_template(project / "template.yaml")
+    worker = app.functions[1]
+
+    report = validate_function(app, worker, build, merged=False)
+    assert report.verdict == "invalid"
+    assert "No module named 'dep2.extra'" in str(report.imports.modules["dep2"])
+    # The layer's other packages stay visible.
+    assert report.imports.modules["dep"] is None

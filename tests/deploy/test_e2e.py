@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import threading
@@ -161,9 +162,11 @@ class FakeLambda:
     def __init__(self, response: dict[str, Any], error: str | None = None) -> None:
         self.response, self.error, self.events = response, error, []
 
-    def invoke(self, FunctionName: str, Payload: bytes) -> dict[str, Any]:
+    def invoke(self, FunctionName: str, Payload: bytes, LogType: str = "None") -> dict[str, Any]:
         self.events.append(json.loads(Payload))
         answer: dict[str, Any] = {"Payload": io.BytesIO(json.dumps(self.response).encode())}
+        if LogType == "Tail":
+            answer["LogResult"] = base64.b64encode(b"START RequestId: r1\nfrom the handler\n").decode()
         if self.error:
             answer["FunctionError"] = self.error
         return answer
@@ -180,10 +183,13 @@ def test_invoke_sends_an_http_api_event_and_reads_the_proxy_response() -> None:
     assert json.loads(event["body"]) == {"name": "x"}
 
 
-def test_invoke_of_a_failing_function_is_an_api_error() -> None:
-    client = FakeLambda({"errorMessage": "No module named 'psycopg2._psycopg'"}, error="Unhandled")
-    with pytest.raises(ApiError, match=r"psycopg2\._psycopg"):
+def test_invoke_of_a_failing_function_is_an_api_error_with_its_error_and_log() -> None:
+    error = {"errorMessage": "No module named 'psycopg2._psycopg'", "errorType": "Runtime.ImportModuleError"}
+    client = FakeLambda(error, error="Unhandled")
+    with pytest.raises(ApiError, match=r"psycopg2\._psycopg") as raised:
         InvokeTransport(client, "api-fn").request("GET", "/tasks/1")
+    assert raised.value.function_error == "Runtime.ImportModuleError: No module named 'psycopg2._psycopg'"
+    assert raised.value.logs == ("START RequestId: r1", "from the handler")
 
 
 def test_transport_choice() -> None:

@@ -4,7 +4,7 @@ End to end, unmocked: `sam build` (lambdakit builds the psycopg2 layer and the
 worker package through the Makefiles), then the unmodified SAM CLI runs the
 worker in a container with the layer at /opt, under SAM's Runtime Interface
 Emulator, on Docker's default bridge; the worker reaches a throwaway PostgreSQL
-on the host through the bridge's gateway address, claims the task, records the
+on the host through the host's address on that bridge, claims the task, records the
 result, and answers with an empty partial batch response.
 
 The runtime image is NOT AWS's public.ecr.aws/lambda/python:3.12: it is
@@ -16,8 +16,9 @@ system libraries: the static audit covers those. If the official image is
 present under the name it is used as is.
 
 Network: the container gets no route to the host's loopback, so PostgreSQL also
-listens on the bridge gateway (found through the Docker SDK, 172.17.0.1 on a
-default engine) and pg_hba admits the bridge's subnet; DbHost is that address.
+listens on the host's bridge address (builder.container.default_bridge: the
+network's gateway, or docker0's address where Docker records no gateway) and
+pg_hba admits the bridge's subnet; DbHost is that address.
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID, uuid4
 
 import docker
 import pytest
 
+from builder.container import Bridge, default_bridge
+from builder.errors import EnvironmentProblem
 from builder.runtimes import Target, target
 from builder.verify import host_arch
 
@@ -52,22 +54,13 @@ RUNTIME = "python3.12"  # template.yaml's Globals.Function.Runtime
 DB_NAME = DB_USER = "tasks"
 
 
-@dataclass(frozen=True, kw_only=True)
-class Bridge:
-    gateway: str  # the host's address on the bridge, as containers see it
-    subnet: str
-
-
 @pytest.fixture(scope="module")
 def bridge(docker_client: docker.DockerClient) -> Bridge:
     """Docker's default bridge, where `sam local invoke` puts its container."""
     try:
-        network = docker_client.networks.get("bridge")
-    except docker.errors.NotFound:
-        pytest.fail("the engine has no default `bridge` network (dockerd --bridge=none?)", pytrace=False)
-    configs = [c for c in network.attrs["IPAM"]["Config"] if "Gateway" in c and ":" not in c["Gateway"]]
-    assert configs, f"the bridge network has no IPv4 gateway: {network.attrs['IPAM']}"
-    return Bridge(gateway=configs[0]["Gateway"], subnet=configs[0]["Subnet"])
+        return default_bridge(docker_client)
+    except EnvironmentProblem as err:
+        pytest.fail(f"{err.message} ({err.hint})", pytrace=False)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +71,7 @@ def pg(bridge: Bridge) -> Iterator[Cluster]:
     # the one role and database, from the bridge subnet, of a throwaway server.
     hba = [f"host {DB_NAME} {DB_USER} {bridge.subnet} trust"]
     try:
-        with throwaway_cluster(listen_addresses=[bridge.gateway], hba=hba) as cluster:
+        with throwaway_cluster(listen_addresses=[bridge.address], hba=hba) as cluster:
             yield cluster
     except ClusterUnavailable as err:
         pytest.fail(str(err), pytrace=False)
@@ -154,7 +147,7 @@ def test_sam_local_invoke_worker_completes_a_task_in_postgresql(
         "--skip-pull-image",
         "--parameter-overrides",
         # DbSecretName has no default; its value is unused (emptied above).
-        f"DbHost={bridge.gateway} DbPort={pg.port} DbSecretName=unused Architecture={runtime.arch.name}",
+        f"DbHost={bridge.address} DbPort={pg.port} DbSecretName=unused Architecture={runtime.arch.name}",
         cwd=tmp_path, timeout=300,
     )  # fmt: skip
     logs = f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-5000:]}"
