@@ -233,7 +233,7 @@ def _render_e2e(result: E2EResult) -> None:
             for line in diagnosis.logs:
                 click.echo(f"    {line}")
         else:
-            click.echo("  no log lines recorded for it")
+            click.echo("  no log lines recorded for it (a function that fails to start may leave none)")
 
 
 @click.command("doctor")

@@ -27,14 +27,18 @@ Go init would behave identically in every corner.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import http.server
 import json
 import math
 import os
 import queue
+import select
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 import urllib.request
@@ -49,10 +53,8 @@ SANDBOX_USER = ("sbx_user1051", 993, 990)
 # The init's own settings; the runtime never sees them (as with LocalStack's init).
 PRIVATE_VARIABLES = ("HOSTNAME", "HOME")
 PRIVATE_PREFIXES = ("LOCALSTACK_", "LAMBDAKIT_INIT_")
-# How long the runtime's output may keep arriving after it answered an invocation
-# before the log is sent: its last lines race its response over the pipe.
-LOG_SETTLE_S = 0.02
-LOG_SETTLE_MAX_S = 0.2
+# How long an invocation's log may wait for the runtime's output still in the pipe.
+LOG_DRAIN_MAX_S = 1.0
 
 
 def log(message: str) -> None:
@@ -133,7 +135,7 @@ class Sandbox:
         self.init_error: bytes | None = None
         self.startup_reported = False
         self.output: list[str] = []
-        self.last_output = 0.0
+        self.pipes: set[int] = set()  # the runtime's output pipes still being read
 
     # --- the runtime process ---------------------------------------------------------------------
 
@@ -174,14 +176,35 @@ class Sandbox:
         threading.Thread(target=self.supervise, args=(process,), daemon=True).start()
 
     def read_output(self, process: subprocess.Popen[bytes]) -> None:
+        """Move the runtime's output into the log buffer: each read and its append under the lock,
+        so that "the pipe is empty" (see take_log) means "everything written is in the buffer"."""
         assert process.stdout is not None
-        for raw in iter(process.stdout.readline, b""):
-            line = raw.decode(errors="replace")
-            sys.stdout.write(line)
-            sys.stdout.flush()
+        fd = process.stdout.fileno()
+        with self.lock:
+            self.pipes.add(fd)
+        partial = b""
+        while True:
+            select.select([fd], [], [])
             with self.lock:
-                self.output.append(line)
-                self.last_output = time.monotonic()
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    self.pipes.discard(fd)
+                    if partial:
+                        self.output.append(partial.decode(errors="replace") + "\n")
+                    break
+                *lines, partial = (partial + chunk).split(b"\n")
+                self.output += [line.decode(errors="replace") + "\n" for line in lines]
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
+        process.stdout.close()
+
+    def unread_output(self) -> int:
+        """Bytes the runtime wrote that are not in the buffer yet (call with the lock held)."""
+        pending = 0
+        for fd in self.pipes:
+            with contextlib.suppress(OSError):
+                pending += struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        return pending
 
     def supervise(self, process: subprocess.Popen[bytes]) -> None:
         code = process.wait()
@@ -279,15 +302,15 @@ class Sandbox:
 
     def take_log(self, invocation: Invocation) -> str:
         elapsed_ms = (time.monotonic() - invocation.started) * 1000
-        settle_until = time.monotonic() + LOG_SETTLE_MAX_S
-        while time.monotonic() < settle_until:
+        # What the runtime printed before it answered is in the pipe or already in the buffer:
+        # wait until the reader has taken it (bounded, in case the runtime keeps printing).
+        deadline = time.monotonic() + LOG_DRAIN_MAX_S
+        while True:
             with self.lock:
-                quiet = time.monotonic() - self.last_output >= LOG_SETTLE_S
-            if quiet:
-                break
-            time.sleep(LOG_SETTLE_S / 2)
-        with self.lock:
-            lines, self.output = self.output, []
+                if not self.unread_output() or time.monotonic() > deadline:
+                    lines, self.output = self.output, []
+                    break
+            time.sleep(0.001)
         return "".join(
             [
                 f"START RequestId: {invocation.id} Version: {self.version}\n",

@@ -298,6 +298,7 @@ def test_e2e_completes_a_task_through_localstack(
     assert (task.status, task.attempts) == ("completed", 1)
 
     text = lambdakit(*argv, "--timeout", "90", timeout=300)
+    print(f"\n$ lambdakit {' '.join(argv)}\n{text.stdout}")
     assert text.returncode == 0, text.stdout + text.stderr
     assert "queue + worker: completed" in text.stdout
 
@@ -412,6 +413,7 @@ def test_the_seeds_broken_worker_deployed_unchecked_fails_with_the_seeds_error(
     assert (task.status, task.attempts) == ("pending", 0)
 
     text = lambdakit(*argv, "--project-dir", str(seed_project), "--timeout", "5", timeout=300)
+    print(f"\n$ lambdakit {' '.join(argv)}\n{text.stdout}")
     assert text.returncode == 1
     assert "e2e failed at 'queue + worker'" in text.stdout
     assert SEED_ERROR in text.stdout
