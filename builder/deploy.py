@@ -15,6 +15,7 @@ runs, so the layer's content is copied into each function package that uses it
 
 from __future__ import annotations
 
+import dataclasses
 import filecmp
 import json
 import os
@@ -35,7 +36,7 @@ import botocore.config
 import botocore.exceptions
 import yaml
 
-from builder import runtimes
+from builder import container, runtimes
 from builder.build import DEFAULT_OUT, TREE_DIR, BuildOptions, build_layer
 from builder.errors import EnvironmentProblem, InvalidLayer, LambdakitError, UsageError
 from builder.layout import LIB_DIR, PYTHON_DIR, namespace_portions
@@ -75,6 +76,11 @@ class LocalStackInfo:
     edition: str  # as LocalStack reports it: community, pro, ... ("unknown" when run from source)
     license_active: bool
     services: tuple[str, ...]
+    # Run in a container (docker compose) or on this host (scripts/localstack.sh): a host-run
+    # LocalStack's Lambda containers sit on Docker's default bridge.
+    in_docker: bool = True
+    # This host's address on that bridge, where a host-run LocalStack's functions reach this host.
+    bridge_address: str | None = None
 
     @property
     def applies_layers(self) -> bool:
@@ -88,7 +94,8 @@ class LocalStackInfo:
     def describe(self) -> str:
         layers = "applies layers" if self.applies_layers else "does not apply layers"
         api = "emulates HTTP APIs" if self.http_api else "no HTTP API emulation"
-        return f"LocalStack {self.version} {self.edition} at {self.url}: {layers}, {api}"
+        where = "in Docker" if self.in_docker else f"on this host (bridge address {self.bridge_address})"
+        return f"LocalStack {self.version} {self.edition} at {self.url}, {where}: {layers}, {api}"
 
     def to_dict(self) -> dict[str, object]:
         return {**asdict(self), "applies_layers": self.applies_layers, "http_api": self.http_api}
@@ -100,6 +107,14 @@ Fetch = Callable[[str], dict[str, Any]]
 def fetch_json(url: str) -> dict[str, Any]:
     with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_S) as response:
         return json.loads(response.read())
+
+
+def bridge_address() -> str | None:
+    """This host's address on Docker's default bridge; None without a local Docker engine."""
+    try:
+        return container.default_bridge(container.connect()).address
+    except EnvironmentProblem:
+        return None
 
 
 def detect_localstack(url: str, fetch: Fetch = fetch_json) -> LocalStackInfo:
@@ -121,6 +136,7 @@ def detect_localstack(url: str, fetch: Fetch = fetch_json) -> LocalStackInfo:
         edition=str(info.get("edition") or health.get("edition") or "unknown").lower(),
         license_active=bool(info.get("is_license_activated")),
         services=tuple(sorted(name for name, state in services.items() if state != "disabled")),
+        in_docker=bool(info.get("is_docker", True)),
     )
 
 
@@ -379,12 +395,19 @@ def target_region(target: TargetName, environment: SamEnvironment) -> str:
 
 
 def db_parameters(
-    target: TargetName, environment: SamEnvironment, project: Path, given: Mapping[str, str] = {}
+    environment: SamEnvironment,
+    project: Path,
+    localstack: LocalStackInfo | None,
+    given: Mapping[str, str] = {},
 ) -> dict[str, str]:
     """samconfig's parameter overrides, then the database host for the target, then the
     parameters given on the command line; the database settings checked."""
     parameters = dict(environment.parameters)
-    if target == "localstack" and (service := compose_db_service(project / "docker-compose.yml")):
+    if localstack is not None and not localstack.in_docker:
+        if localstack.bridge_address:
+            # Its Lambda containers are on Docker's default bridge, where this host has this address.
+            parameters[DB_HOST_PARAM] = localstack.bridge_address
+    elif localstack is not None and (service := compose_db_service(project / "docker-compose.yml")):
         # Lambda containers on the compose network reach the database by its service name.
         parameters[DB_HOST_PARAM] = service
     parameters |= given
@@ -432,7 +455,7 @@ def plan_deploy(
     project = options.project
     environment = read_samconfig(project / "samconfig.toml", options.config_env)
     region = target_region(options.target, environment)
-    parameters = db_parameters(options.target, environment, project, dict(options.parameters))
+    parameters = db_parameters(environment, project, localstack, dict(options.parameters))
     app = read_template(project / "template.yaml", parameters)
     target = app.target
     sam, lambdakit = _tools(tool)
@@ -820,6 +843,8 @@ def deploy(
     if options.target == "localstack":
         progress.step("detect", options.endpoint_url)
         localstack = detect_localstack(options.endpoint_url, fetch)
+        if not localstack.in_docker:
+            localstack = dataclasses.replace(localstack, bridge_address=bridge_address())
         progress.step("detect", localstack.describe())
     plan = plan_deploy(options, localstack=localstack)
     app, target = plan.app, plan.app.target

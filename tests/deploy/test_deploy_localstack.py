@@ -130,12 +130,10 @@ def lambdakit(*args: str, timeout: float = DEPLOY_TIMEOUT_S) -> subprocess.Compl
     return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout, check=False)
 
 
-def deploy_args(
-    localstack: LocalStackInfo, project: Path, bridge: container.Bridge, pg: Cluster
-) -> list[str]:
+def deploy_args(localstack: LocalStackInfo, project: Path, pg: Cluster) -> list[str]:
     return [
         "deploy", "--target", "localstack", "--endpoint-url", localstack.url, "--project-dir", str(project),
-        "--parameter", f"DbHost={bridge.address}", "--parameter", f"DbPort={pg.port}",
+        "--parameter", f"DbPort={pg.port}",
         "--parameter", f"WorkerTimeout={WORKER_TIMEOUT_S}",
         "--parameter", f"QueueVisibilityTimeout={VISIBILITY_TIMEOUT_S}",
         "--json",
@@ -146,13 +144,12 @@ def deploy_args(
 def deployed(
     localstack: LocalStackInfo,
     tmp_path_factory: pytest.TempPathFactory,
-    bridge: container.Bridge,
     pg: Cluster,
     db: Database,
 ) -> dict[str, Any]:
     """`lambdakit deploy --target localstack --json` on a copy of the project."""
     project = copy_project(tmp_path_factory.mktemp("project"), "lambdakit-tasks-local")
-    result = lambdakit(*deploy_args(localstack, project, bridge, pg))
+    result = lambdakit(*deploy_args(localstack, project, pg))
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return json.loads(result.stdout)
 
@@ -179,7 +176,9 @@ def receive_all(aws: Aws, queue_url: str) -> list[dict[str, Any]]:
     return response.get("Messages", [])
 
 
-def test_stack_is_complete_and_every_function_is_active(deployed: dict[str, Any], aws: Aws) -> None:
+def test_stack_is_complete_and_every_function_is_active(
+    deployed: dict[str, Any], aws: Aws, bridge: container.Bridge
+) -> None:
     stack = deployed["stack"]["name"]
     assert (
         aws("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"]
@@ -192,6 +191,8 @@ def test_stack_is_complete_and_every_function_is_active(deployed: dict[str, Any]
     assert DB_PASSWORD not in json.dumps(deployed)
     secret = aws("secretsmanager").get_secret_value(SecretId=deployed["plan"]["parameters"]["DbSecretName"])
     assert json.loads(secret["SecretString"])["password"] == DB_PASSWORD
+    # A host-run LocalStack: deploy sends its functions to this host's bridge address.
+    assert json.loads(secret["SecretString"])["host"] == bridge.address
 
 
 def test_queue_has_its_redrive_policy(deployed: dict[str, Any], aws: Aws) -> None:
@@ -359,9 +360,9 @@ def seed_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_seeds_broken_worker_is_refused_before_anything_is_deployed(
-    localstack: LocalStackInfo, seed_project: Path, bridge: container.Bridge, pg: Cluster, aws: Aws
+    localstack: LocalStackInfo, seed_project: Path, pg: Cluster, aws: Aws
 ) -> None:
-    result = lambdakit(*deploy_args(localstack, seed_project, bridge, pg))
+    result = lambdakit(*deploy_args(localstack, seed_project, pg))
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
     document = json.loads(result.stdout)
     assert (document["ok"], document["step"]) == (False, "validate")
@@ -378,12 +379,11 @@ def test_the_seeds_broken_worker_is_refused_before_anything_is_deployed(
 def test_the_seeds_broken_worker_deployed_unchecked_fails_with_the_seeds_error(
     localstack: LocalStackInfo,
     seed_project: Path,
-    bridge: container.Bridge,
     pg: Cluster,
     db: Database,
     aws: Aws,
 ) -> None:
-    deployed = lambdakit(*deploy_args(localstack, seed_project, bridge, pg), "--unsafe-skip-validation")
+    deployed = lambdakit(*deploy_args(localstack, seed_project, pg), "--unsafe-skip-validation")
     assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
     document = json.loads(deployed.stdout)
     assert document["functions"] == {"ApiFunction": "skipped", "WorkerFunction": "skipped"}

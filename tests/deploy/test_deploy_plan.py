@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,24 @@ def test_localstack_community_plan(project: Path) -> None:
     assert not plan.deploy.interactive
     assert any("does not apply layers" in note for note in plan.notes)
     assert any("invoking its function" in note for note in plan.notes)
+
+
+def test_a_host_run_localstacks_functions_reach_the_database_at_the_bridge_address(project: Path) -> None:
+    """scripts/localstack.sh runs LocalStack on this host: its Lambda containers sit on Docker's
+    default bridge, so the database host is this host's bridge address, not the compose name;
+    a --parameter given on the command line wins over both."""
+    host_run = dataclasses.replace(COMMUNITY, in_docker=False, bridge_address="172.17.0.1")
+    options = DeployOptions(target="localstack", config_env="localstack", project=project)
+    plan = plan_deploy(options, localstack=host_run, tool=tools())
+    assert plan.parameters["DbHost"] == "172.17.0.1"
+
+    given = dataclasses.replace(options, parameters=(("DbHost", "db.internal"), ("DbPort", "6543")))
+    plan = plan_deploy(given, localstack=host_run, tool=tools())
+    assert (plan.parameters["DbHost"], plan.parameters["DbPort"]) == ("db.internal", "6543")
+
+    with pytest.raises(UsageError, match="password"):
+        leaked = dataclasses.replace(options, parameters=(("DbPassword", "x"),))
+        plan_deploy(leaked, localstack=host_run, tool=tools())
 
 
 def test_localstack_without_samlocal_uses_sam_and_says_so(project: Path) -> None:
