@@ -34,10 +34,16 @@ from builder.runtimes import Target
 if TYPE_CHECKING:
     from builder.verify import ImportCheckChoice
 
-BackendName = Literal["pip", "docker", "auto"]
+BackendName = Literal["uv", "pip", "docker", "auto"]
 # Loaded on first use: a no-op rebuild never pays for the Docker SDK.
-BACKEND_MODULES: dict[str, str] = {"pip": "builder.backends.pip", "docker": "builder.backends.docker"}
+BACKEND_MODULES: dict[str, str] = {
+    "uv": "builder.backends.uv",
+    "pip": "builder.backends.pip",
+    "docker": "builder.backends.docker",
+}
 DEFAULT_OUT = Path("build/layers")
+# The data files the rules read: a change to one changes verdicts, so it is part of the cache key.
+RULE_DATA = ("runtimes.json", "base-libraries.json")
 BUILDS_DIR = ".builds"
 TREE_DIR = "tree"
 MANIFEST = "layer.json"
@@ -94,7 +100,7 @@ def choose_backend(name: BackendName, target: Target) -> tuple[Backend, str]:
         if not availability.ok:
             raise EnvironmentProblem(
                 f"the {name} backend cannot build for {target.describe()}: {availability.reason}",
-                hint="fix that, or use --backend pip (wheels only, no Docker)",
+                hint="fix that, or use --backend uv (wheels only, no Docker)",
                 step="resolve",
             )
         return backend, f"{name}, as asked: {availability.reason}"
@@ -102,7 +108,7 @@ def choose_backend(name: BackendName, target: Target) -> tuple[Backend, str]:
     if availability.ok and not availability.standin:
         return load_backend("docker"), f"docker: {availability.reason}"
     why = "only an offline stand-in of the build image is present" if availability.ok else availability.reason
-    return load_backend("pip"), f"pip, because docker is not used: {why}"
+    return load_backend("uv"), f"uv, because docker is not used: {why}"
 
 
 @contextmanager
@@ -117,11 +123,20 @@ def _layer_lock(out: Path, name: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _cached(published: Path, key: str, name: str) -> dict[str, object] | None:
+def _cached(published: Path, key: str, name: str, options: BuildOptions) -> dict[str, object] | None:
     manifest = read_manifest(published / MANIFEST)
     if manifest is None or manifest.get("cache_key") != key:
         return None
-    return manifest if zip_matches(manifest, published / f"{name}.zip") else None
+    if not zip_matches(manifest, published / f"{name}.zip"):
+        return None
+    validation = manifest.get("validation")
+    if isinstance(validation, dict) and validation.get("verdict") == "not-verified":
+        # Recorded as not verified: worth a new build once something can check the import.
+        from builder.verify import verifier_available
+
+        if verifier_available(options.target, options.import_check):
+            return None
+    return manifest
 
 
 def _publish(out: Path, name: str, build_dir: Path) -> None:
@@ -142,20 +157,21 @@ def _publish(out: Path, name: str, build_dir: Path) -> None:
 def build_layer(options: BuildOptions, progress: Progress) -> BuildResult:
     target = options.target
     requirements = read_requirements(options.requirements)
-    catalogue = resources.files("builder").joinpath("data/runtimes.json").read_text()
+    data = resources.files("builder").joinpath("data")
     # The backend asked for, not the one "auto" would pick: deciding that means
     # asking the Docker engine, and a no-op rebuild must stay instant.
     key = cache_key(
-        requirements_text=requirements.text,
+        requirements_text=requirements.key_text,
         runtime=target.runtime,
         arch=target.arch.name,
         backend=options.backend,
-        catalogue_text=catalogue,
+        data_texts=tuple(data.joinpath(name).read_text() for name in RULE_DATA),
         validate=options.validate,
+        import_check=options.import_check,
     )
     out, name = options.out.resolve(), options.name
     published = out / name
-    if not options.force and (manifest := _cached(published, key, name)) is not None:
+    if not options.force and (manifest := _cached(published, key, name, options)) is not None:
         return BuildResult(name=name, status="up-to-date", path=published, manifest=manifest)
 
     # The pipeline's own modules (ELF reader, Docker SDK) load only when there is work to do.
@@ -174,7 +190,7 @@ def build_layer(options: BuildOptions, progress: Progress) -> BuildResult:
         timings[label] = round(time.perf_counter() - start, 3)
 
     with _layer_lock(out, name):
-        if not options.force and (manifest := _cached(published, key, name)) is not None:
+        if not options.force and (manifest := _cached(published, key, name, options)) is not None:
             # Another build of the same inputs finished while this one waited for the lock.
             return BuildResult(name=name, status="up-to-date", path=published, manifest=manifest)
         build_dir = out / BUILDS_DIR / f"{name}-{key[:12]}-{uuid.uuid4().hex[:8]}"
@@ -183,7 +199,9 @@ def build_layer(options: BuildOptions, progress: Progress) -> BuildResult:
         tree.mkdir(parents=True)
         try:
             with step(
-                "resolve", f"{', '.join(requirements.names)} with {backend.name} for {target.describe()}"
+                "resolve",
+                f"{', '.join(requirements.names) or requirements.path} with {backend.name} "
+                f"for {target.describe()}",
             ):
                 resolved = backend.resolve(
                     ResolveRequest(requirements=requirements, target=target, staging=tree), progress

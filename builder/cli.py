@@ -106,11 +106,13 @@ def cli() -> None:
 @ARCH_OPTION
 @click.option(
     "--backend",
-    type=click.Choice(["auto", "pip", "docker"]),
+    type=click.Choice(["auto", "uv", "pip", "docker"]),
     default="auto",
     show_default=True,
-    help="pip: resolve only wheels the runtime loads (no Docker). docker: build in the Lambda build image. "
-    "auto: docker when its engine and the official build image are available, else pip.",
+    help="uv: resolve only wheels the runtime loads, markers evaluated for the runtime (no Docker). "
+    "pip: the same with every manylinux tag up to the runtime's glibc, but markers evaluated for this "
+    "host. docker: build in the Lambda build image. auto: docker when its engine and the official build "
+    "image are available, else uv.",
 )
 @click.option(
     "--out",
@@ -302,6 +304,8 @@ def validate_command(
                     target,
                     zipped_bytes=zipped_bytes,
                     import_check=import_check,  # type: ignore[arg-type]
+                    # Alone, a layer may lean on the function or another layer: --function judges that.
+                    missing_dependency="warning",
                 )
     if json_output:
         emit_json(report.to_dict())

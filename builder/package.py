@@ -80,17 +80,27 @@ def write_zip(tree: Path, zip_path: Path) -> PackageResult:
 
 
 def cache_key(
-    *, requirements_text: str, runtime: str, arch: str, backend: str, catalogue_text: str, validate: bool
+    *,
+    requirements_text: str,
+    runtime: str,
+    arch: str,
+    backend: str,
+    data_texts: tuple[str, ...],
+    validate: bool,
+    import_check: str,
 ) -> str:
-    """Everything that changes the output. The tool version is in it: a new lambdakit rebuilds."""
+    """Everything that decides the output and its verdict: the requirements (with the files they
+    include), the target, the backend, the data the rules read (the runtime catalogue with its
+    marker environments, the base libraries), the checks asked for, and the tool's version."""
     material = json.dumps(
         {
             "requirements": requirements_text,
             "runtime": runtime,
             "arch": arch,
             "backend": backend,
-            "catalogue": hashlib.sha256(catalogue_text.encode()).hexdigest(),
+            "data": [hashlib.sha256(text.encode()).hexdigest() for text in data_texts],
             "validate": validate,
+            "import_check": import_check,
             "tool": __version__,
         },
         sort_keys=True,

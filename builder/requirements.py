@@ -1,7 +1,14 @@
-"""Reading a requirements file before any resolver sees it, so bad input fails early and clearly."""
+"""Reading a requirements file for what lambdakit itself needs: its text, with the files it
+includes, for the cache key; the names it asks for, for messages and the Docker backend's
+system packages; the options it sets. The resolver (uv, pip) is the one that parses it for
+real: hashes, includes, continuations, URLs and index options are its business.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import re
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,27 +16,35 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from builder.errors import UsageError
 
-# pip options that may appear in a requirements file and are passed through.
-_ALLOWED_OPTIONS = (
-    "--index-url",
-    "--extra-index-url",
-    "--find-links",
-    "-i",
-    "-f",
-    "--no-binary",
-    "--only-binary",
-)
+# -r/-c: files read too, relative to the including file (as pip and uv do).
+_INCLUDE = re.compile(r"^(-r|--requirement|-c|--constraint)(?:\s+|=)(\S+)")
+# A comment starts a line or follows white space (a space or a tab).
+_COMMENT = re.compile(r"(^|\s)#.*$")
+# Options that make a wheels-only resolver build from source.
+SOURCE_BUILD_OPTIONS = ("--no-binary", "-e", "--editable")
 
 
 @dataclass(frozen=True, kw_only=True)
 class RequirementSet:
     path: Path
-    text: str  # the file as read: what the build cache key is made of
-    requirements: tuple[Requirement, ...]
+    text: str  # the file as read
+    included: tuple[tuple[Path, str], ...]  # the files its -r/-c lines include, at any depth, as read
+    names: tuple[str, ...]  # the distributions it names (not those behind a bare URL or path)
+    options: tuple[str, ...]  # the options its lines set, e.g. --index-url, --no-binary
 
     @property
-    def names(self) -> list[str]:
-        return [r.name for r in self.requirements]
+    def key_text(self) -> str:
+        """All the text that decides what is installed: the build cache key is made of it."""
+        return "\n".join([self.text, *(f"# {path}\n{text}" for path, text in self.included)])
+
+    @property
+    def is_lock(self) -> bool:
+        return is_lock_file(self.path)
+
+
+def is_lock_file(path: Path) -> bool:
+    """A PEP 751 lock file (pylock.toml, pylock.NAME.toml): versions and hashes resolved elsewhere."""
+    return re.fullmatch(r"pylock(\.[^.]+)?\.toml", path.name) is not None
 
 
 def read_requirements(path: Path) -> RequirementSet:
@@ -38,28 +53,95 @@ def read_requirements(path: Path) -> RequirementSet:
             f"requirements file {path} does not exist",
             hint="create it, or pass an existing one with -r/--requirements",
         )
-    text = path.read_text()
-    requirements: list[Requirement] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split(" #", 1)[0].strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("-"):
-            if not line.startswith(_ALLOWED_OPTIONS):
-                raise UsageError(
-                    f"{path}:{number}: option {line.split()[0]!r} is not supported in a layer's requirements",
-                    hint="list one requirement per line (name, version specifier, extras, markers)",
-                )
-            continue
-        try:
-            requirements.append(Requirement(line))
-        except InvalidRequirement as err:
-            raise UsageError(
-                f"{path}:{number}: {line!r} is not a valid requirement ({err})",
-                hint="write it as NAME[extras]SPECIFIER, for example psycopg2-binary==2.9.11",
-            ) from err
-    if not requirements:
+    if is_lock_file(path):
+        return _read_lock(path)
+    texts: list[tuple[Path, str]] = []
+    names: list[str] = []
+    options: list[str] = []
+    _read(path, texts, names, options, seen=set())
+    if not any(not line.startswith("-") for _, text in texts for line in _logical_lines(text)):
         raise UsageError(
             f"{path} lists no requirements", hint="add at least one package, e.g. psycopg2-binary"
         )
-    return RequirementSet(path=path, text=text, requirements=tuple(requirements))
+    (_, text), *included = texts
+    return RequirementSet(
+        path=path, text=text, included=tuple(included), names=tuple(names), options=tuple(options)
+    )
+
+
+def _read(
+    path: Path,
+    texts: list[str],
+    names: list[str],
+    options: list[str],
+    *,
+    seen: set[Path],
+    constraints: bool = False,
+) -> None:
+    resolved = path.resolve()
+    if resolved in seen:
+        return  # an include cycle: the resolver reports it; the text is already in the key
+    seen.add(resolved)
+    text = _decode(path)
+    texts.append((path, text))
+    for line in _logical_lines(text):
+        if match := _INCLUDE.match(line):
+            included = path.parent / match.group(2)
+            if not included.is_file():
+                raise UsageError(
+                    f"{path}: includes {match.group(2)}, which does not exist (looked for {included})",
+                    hint="includes are relative to the file that names them",
+                )
+            # A constraints file limits versions; it asks for nothing.
+            is_constraint = constraints or match.group(1) in ("-c", "--constraint")
+            _read(included, texts, names, options, seen=seen, constraints=is_constraint)
+        elif line.startswith("-"):
+            options.append(line.split()[0].split("=")[0])
+        elif not constraints:
+            # Per-requirement options (--hash=...) follow the requirement.
+            requirement = re.split(r"\s+--?[a-z]", line, maxsplit=1)[0]
+            # A URL, a path or a typo has no name here: the resolver says what is wrong with it.
+            with contextlib.suppress(InvalidRequirement):
+                names.append(Requirement(requirement).name)
+
+
+def _decode(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")  # a byte order mark is tolerated, as pip does
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise UsageError(
+            f"{path}:{line}: byte {raw[err.start]:#04x} is not UTF-8",
+            hint="save the file as UTF-8 (requirements files are text)",
+        ) from err
+
+
+def _logical_lines(text: str) -> list[str]:
+    """Lines with backslash continuations joined and comments removed, as pip reads them."""
+    lines: list[str] = []
+    pending = ""
+    for raw in text.splitlines():
+        if raw.endswith("\\"):
+            pending += raw[:-1] + " "
+            continue
+        line = _COMMENT.sub("", pending + raw).strip()
+        pending = ""
+        if line:
+            lines.append(line)
+    if pending.strip():
+        lines.append(_COMMENT.sub("", pending).strip())
+    return lines
+
+
+def _read_lock(path: Path) -> RequirementSet:
+    text = _decode(path)
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise UsageError(f"{path} is not valid TOML: {err}", hint="regenerate the lock file") from err
+    packages = document.get("packages")
+    if not isinstance(packages, list) or not packages:
+        raise UsageError(f"{path} locks no packages", hint="a pylock.toml lists [[packages]]")
+    names = tuple(str(p.get("name")) for p in packages if isinstance(p, dict) and p.get("name"))
+    return RequirementSet(path=path, text=text, included=(), names=names, options=())

@@ -59,6 +59,19 @@ class Target:
     platform_tags: tuple[str, ...]
     build_image: str
     runtime_image: str
+    # PEP 508 marker values on the target, as pairs (a Target is hashable). platform_release
+    # and platform_version (the kernel) are not modelled: markers on them see this host's.
+    markers: tuple[tuple[str, str], ...]
+    # The highest glibc at or below the runtime's that uv has a platform name for.
+    uv_platform_glibc: str
+
+    @property
+    def marker_environment(self) -> dict[str, str]:
+        return dict(self.markers)
+
+    @property
+    def uv_platform(self) -> str:
+        return f"{self.arch.wheel_arch}-manylinux_{self.uv_platform_glibc.replace('.', '_')}"
 
     @property
     def python_tag(self) -> str:
@@ -119,6 +132,11 @@ def _check(data: dict[str, Any]) -> None:
                 raise CatalogueError(f"{row['name']} has an older glibc than {before['name']}")
         seen.add(row["name"])
         previous = version
+    for row in data["runtimes"]:
+        if not row["full_version"].startswith(row["version"] + "."):
+            raise CatalogueError(
+                f"{row['name']}: full_version {row['full_version']} is not {row['version']}.x"
+            )
     for alias in data["manylinux_aliases"]:
         unknown = set(alias["arches"]) - set(arches)
         if unknown:
@@ -173,6 +191,20 @@ def target(runtime: str, arch: str) -> Target:
         platform_tags=platform_tags(glibc, arch),  # type: ignore[arg-type]
         build_image=data["images"]["build"].format(**names),
         runtime_image=data["images"]["runtime"].format(**names),
+        markers=tuple(
+            sorted(
+                {
+                    **data["marker_environment"],
+                    "implementation_version": row["full_version"],
+                    "python_full_version": row["full_version"],
+                    "python_version": row["version"],
+                    "platform_machine": arch_facts.wheel_arch,
+                }.items()
+            )
+        ),
+        uv_platform_glibc=max(
+            (g for g in data["uv_platforms"] if _glibc_tuple(g) <= glibc), key=_glibc_tuple
+        ),
     )
 
 

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Literal
 
 from builder.audit import audit_tree
+from builder.audit.dependencies import check_dependencies
 from builder.build import DEFAULT_OUT, MANIFEST, TREE_DIR
 from builder.errors import UsageError
 from builder.layout import PYTHON_DIR, remove_shadowed, top_level_modules
-from builder.problems import Problem, errors
+from builder.problems import Problem, Severity, errors
 from builder.runtimes import Target
 from builder.verify import ImportCheck, ImportCheckChoice, check_imports
 
@@ -83,8 +84,16 @@ def validate_tree(
     zipped_bytes: int | None = None,
     extra: tuple[Problem, ...] = (),
     import_check: ImportCheckChoice = "auto",
+    missing_dependency: Severity = "error",
 ) -> ValidationReport:
-    problems = [*extra, *audit_tree(root, target, zipped_bytes=zipped_bytes)]
+    """missing_dependency: "warning" for a layer checked alone, whose distributions may rely
+    on what the function or another layer provides; "error" where the tree is all there is
+    (a function with its layers, or a layer built from a complete requirement set)."""
+    problems = [
+        *extra,
+        *audit_tree(root, target, zipped_bytes=zipped_bytes),
+        *check_dependencies(root, target, severity=missing_dependency),
+    ]
     allowed = None if import_check == "auto" else {import_check}
     imports = check_imports(root, target, top_level_modules(root, target), allowed=allowed)
     return ValidationReport(

@@ -157,6 +157,14 @@ def checkers() -> list[Checker]:
     return [RuntimeImageChecker(), LocalInterpreter()]
 
 
+def verifier_available(target: Target, import_check: ImportCheckChoice) -> bool:
+    """Whether an import check allowed by import_check could run for the target now."""
+    allowed = None if import_check == "auto" else {import_check}
+    return any(
+        checker.available(target).ok for checker in checkers() if allowed is None or checker.name in allowed
+    )
+
+
 def check_imports(
     root: Path, target: Target, modules: list[str], *, allowed: set[str] | None = None
 ) -> ImportCheck:

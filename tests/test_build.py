@@ -1,4 +1,4 @@
-"""build-layer end to end with the pip backend: real pip, real wheels, real interpreters."""
+"""build-layer end to end without Docker: real uv and pip, real wheels, real interpreters."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ from builder.verify import find_interpreter, host_arch
 
 LAMBDAKIT = [sys.executable, "-m", "builder"]
 PSYCOPG2_BINARY = "psycopg2-binary==2.9.11"
-# This file is about the pip path; tests/docker covers the runtime-image check.
+# This file is about the paths without Docker; tests/docker covers the runtime-image check.
 INTERPRETER_ONLY = ["--import-check", "interpreter"]
-PIP_ONLY = ["--backend", "pip", *INTERPRETER_ONLY]
+WHEELS_ONLY = ["--backend", "uv", *INTERPRETER_ONLY]
 
 
 def _requirements(tmp_path: Path, *lines: str) -> Path:
@@ -35,14 +35,21 @@ def _requirements(tmp_path: Path, *lines: str) -> Path:
 
 
 def _build(
-    tmp_path: Path, requirements: Path, runtime: str, arch: str = "x86_64", *, name: str = "layer", **kw
+    tmp_path: Path,
+    requirements: Path,
+    runtime: str,
+    arch: str = "x86_64",
+    *,
+    name: str = "layer",
+    backend: str = "uv",
+    **kw,
 ):
     options = BuildOptions(
         name=name,
         requirements=requirements,
         target=runtimes.target(runtime, arch),
         out=tmp_path / "out",
-        backend="pip",
+        backend=backend,
         import_check="interpreter",
         **kw,
     )
@@ -50,7 +57,7 @@ def _build(
 
 
 def _build_cli(name: str, requirements: Path, out: Path, *extra: str):
-    argv = ["build-layer", name, "-r", str(requirements), *PIP_ONLY, "--out", str(out), *extra]
+    argv = ["build-layer", name, "-r", str(requirements), *WHEELS_ONLY, "--out", str(out), *extra]
     return CliRunner().invoke(cli, argv)
 
 
@@ -109,12 +116,15 @@ def test_aws_psycopg2_python312_fails_clearly(tmp_path):
     assert not (tmp_path / "out" / "layer").exists()
 
 
-def test_no_compatible_wheel_names_package_runtime_and_tags(tmp_path):
+@pytest.mark.parametrize(
+    ("backend", "tags"), [("uv", "x86_64-manylinux_2_17"), ("pip", "manylinux_2_26_x86_64")]
+)
+def test_no_compatible_wheel_names_package_runtime_and_tags(tmp_path, backend, tags):
     # numpy 2.3.5 publishes only manylinux_2_27/2_28 wheels for cp311; python3.11 has glibc 2.26.
     with pytest.raises(ResolveError) as err:
-        _build(tmp_path, _requirements(tmp_path, "numpy==2.3.5"), "python3.11")
+        _build(tmp_path, _requirements(tmp_path, "numpy==2.3.5"), "python3.11", backend=backend)
     message = err.value.message
-    assert "numpy==2.3.5" in message and "python3.11" in message and "manylinux_2_26_x86_64" in message
+    assert "numpy==2.3.5" in message and "python3.11" in message and tags in message
     assert "--backend docker" in err.value.hint
 
 
@@ -195,8 +205,6 @@ def test_concurrent_builds_of_one_layer_do_not_corrupt_it(tmp_path):
         "c",
         "-r",
         str(requirements),
-        "--backend",
-        "pip",
         "--out",
         str(out),
         "--json",
@@ -214,14 +222,16 @@ def test_concurrent_builds_of_one_layer_do_not_corrupt_it(tmp_path):
 def test_cli_bad_requirement_is_a_clear_usage_error(tmp_path):
     requirements = _requirements(tmp_path, "psycopg2-binary=>2.9")
     result = _build_cli("bad", requirements, tmp_path)
-    assert result.exit_code == 2
-    assert "is not a valid requirement" in result.output and "requirements.txt:1" in result.output
+    assert result.exit_code == 2, result.output
+    # uv is the parser: its message points at the line and the character.
+    assert "uv could not read the requirements" in result.output and "requirements.txt" in result.output
+    assert "psycopg2-binary=>2.9" in result.output
     assert "hint:" in result.output and "Traceback" not in result.output
 
 
 def test_cli_missing_layer_definition(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(cli, ["build-layer", "nosuch", *PIP_ONLY])
+    result = CliRunner().invoke(cli, ["build-layer", "nosuch", *WHEELS_ONLY])
     assert result.exit_code == 2
     assert "layers/nosuch/requirements.txt does not exist" in result.output
 
@@ -358,7 +368,7 @@ def test_no_interpreter_means_not_verified_and_exit_3(tmp_path, monkeypatch):
 
 def test_unverified_build_exits_3_unless_allowed(tmp_path):
     requirements = _requirements(tmp_path, PSYCOPG2_BINARY)
-    argv = ["build-layer", "arm", "-r", str(requirements), "--arch", "arm64", *PIP_ONLY,
+    argv = ["build-layer", "arm", "-r", str(requirements), "--arch", "arm64", *WHEELS_ONLY,
             "--out", str(tmp_path / "out")]  # fmt: skip
     if _interpreter_expected("python3.12", "arm64"):
         pytest.fail("this test needs a machine that cannot import-check arm64 layers without Docker")

@@ -52,18 +52,20 @@ def test_cache_key_changes_with_each_input():
         requirements_text="a==1\n",
         runtime="python3.12",
         arch="x86_64",
-        backend="pip",
-        catalogue_text="{}",
+        backend="uv",
+        data_texts=("{}", "[]"),
         validate=True,
+        import_check="auto",
     )
-    keys = {cache_key(**base)}
-    for field, value in [
+    variants = [
         ("requirements_text", "a==2\n"),
         ("runtime", "python3.11"),
         ("arch", "arm64"),
         ("backend", "docker"),
-        ("catalogue_text", "{ }"),
+        ("data_texts", ("{ }", "[]")),  # the catalogue: marker environments, tags
+        ("data_texts", ("{}", "[ ]")),  # the base libraries
         ("validate", False),
-    ]:
-        keys.add(cache_key(**{**base, field: value}))
-    assert len(keys) == 7
+        ("import_check", "interpreter"),
+    ]
+    keys = {cache_key(**base)} | {cache_key(**{**base, field: value}) for field, value in variants}
+    assert len(keys) == len(variants) + 1

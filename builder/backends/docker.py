@@ -17,7 +17,6 @@ import json
 import tempfile
 from collections import deque
 from collections.abc import Iterable
-from importlib import metadata
 from pathlib import Path
 
 import docker
@@ -27,8 +26,8 @@ from packaging.utils import canonicalize_name
 from builder import container
 from builder.audit.checks import base_libraries
 from builder.backends import Availability, Resolved, ResolveRequest, bundle_libs
-from builder.errors import EnvironmentProblem, ResolveError
-from builder.layout import LIB_DIR, PYTHON_DIR, sys_path_dirs
+from builder.errors import EnvironmentProblem, ResolveError, UsageError
+from builder.layout import LIB_DIR, PYTHON_DIR, installed_distributions, sys_path_dirs
 from builder.progress import Progress
 from builder.runtimes import Target
 from builder.verify import IMPORT_SCRIPT, IMPORT_TIMEOUT_S, ImportCheck, results_to_check
@@ -66,6 +65,13 @@ class DockerBackend:
 
     def resolve(self, request: ResolveRequest, progress: Progress) -> Resolved:
         target = request.target
+        if request.requirements.included or request.requirements.is_lock:
+            raise UsageError(
+                f"{request.requirements.path} includes other files or is a lock file; the docker backend "
+                "sends one requirements file into the build image",
+                hint="flatten it into one file (uv pip compile -o requirements.txt ...), or use --backend uv",
+                step="resolve",
+            )
         if not DOCKERFILE.is_file():
             raise EnvironmentProblem(f"{DOCKERFILE} is missing from this installation", step="resolve")
         client = container.connect()
@@ -128,12 +134,6 @@ def _write_context(context: Path, request: ResolveRequest, buildargs: dict[str, 
         (context / name).write_bytes(data)
         digest.update(b"\0" + name.encode() + b"\0" + data)
     return digest.hexdigest()[:12]
-
-
-def installed_distributions(site: Path) -> dict[str, str]:
-    """Normalised name -> version of what pip installed into `site` (from its .dist-info)."""
-    found = metadata.distributions(path=[str(site)])
-    return dict(sorted((canonicalize_name(dist.metadata["Name"]), dist.version) for dist in found))
 
 
 def _prune_cache(client: docker.DockerClient, cache_key: str) -> None:

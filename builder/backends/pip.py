@@ -1,8 +1,12 @@
 """Resolve with pip for a foreign platform: only wheels the runtime can load, no Docker.
 
 pip is told the target's exact interpreter, ABI and every manylinux tag up to the
-runtime's glibc; with --only-binary=:all: it can never fall back to building
-from source on this host (which would produce binaries for the host, not Lambda).
+runtime's glibc (uv cannot name glibc 2.18 to 2.27); with --only-binary=:all: it can
+never fall back to building from source on this host. But pip evaluates environment
+markers for THIS host, not the target: a dependency whose marker holds only on the
+target (`exceptiongroup; python_version < "3.11"` for python3.10 built on 3.11) is
+left out, which the missing-dependency rule then reports. uv (the default) has no
+such gap.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 
 from builder.backends import Availability, Resolved, ResolveRequest
-from builder.errors import EnvironmentProblem, ResolveError
+from builder.backends.uv import refuse_source_builds
+from builder.errors import EnvironmentProblem, ResolveError, UsageError
 from builder.layout import PYTHON_DIR
 from builder.progress import Progress, run_streamed
 from builder.runtimes import Target
@@ -97,6 +102,13 @@ class PipBackend:
         return Availability(ok=True, reason="pip resolves manylinux wheels for any target, no Docker needed")
 
     def resolve(self, request: ResolveRequest, progress: Progress) -> Resolved:
+        refuse_source_builds(request.requirements, self.name)
+        if request.requirements.is_lock:
+            raise UsageError(
+                f"{request.requirements.path} is a pylock.toml, which pip does not install from",
+                hint="use --backend uv (the default)",
+                step="resolve",
+            )
         dest = request.staging / PYTHON_DIR
         with tempfile.TemporaryDirectory(prefix="lambdakit-pip-") as scratch:
             report = Path(scratch) / "report.json"

@@ -1,0 +1,159 @@
+"""Resolve with uv for the target: its markers, its interpreter, wheels only, no Docker.
+
+uv evaluates environment markers for the target (`--python-version` with the
+runtime's full version, `--python-platform` for its OS and CPU), where pip
+evaluates them for this host. uv's platform names jump from manylinux_2_17 to
+manylinux_2_28: for a runtime whose glibc lies between (Amazon Linux 2, 2.26)
+the highest name at or below it is used (the catalogue's `uv_platforms`), so a
+tag above the runtime's glibc is never accepted; wheels tagged only
+manylinux_2_18 to 2_26 are not seen (the pip backend sees them, with host
+markers). uv is also the only parser of the requirements file: hashes
+(enforced), -r/-c includes, continuations, direct URLs, index options, and
+PEP 751 pylock.toml files.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+from builder.backends import Availability, Resolved, ResolveRequest
+from builder.errors import EnvironmentProblem, LambdakitError, ResolveError, UsageError
+from builder.layout import PYTHON_DIR, installed_distributions
+from builder.progress import Progress, run_streamed
+from builder.requirements import SOURCE_BUILD_OPTIONS, RequirementSet
+from builder.runtimes import Target
+
+_NO_WHEELS = re.compile(r"Because (?:only )?([A-Za-z0-9_.\-]+)(\S*) has no (?:usable )?wheels")
+_HASH_MISMATCH = re.compile(r"Hash mismatch for `([^`]+)`")
+_UNREADABLE = re.compile(r"(?:Couldn't parse|Failed to parse|Unexpected '-', expected|Invalid `)")
+_NETWORK = (
+    "Failed to fetch",
+    "error sending request",
+    "dns error",
+    "tcp connect error",
+    "operation timed out",
+    "Request failed after",
+)
+_SOURCE_ONLY_HINTS = {
+    "psycopg2": "psycopg2 is published as source only: use psycopg2-binary (same import name), "
+    "or build from source in the Lambda build image with --backend docker",
+}
+# A silent index must not hold a build for ever (uv's own per-request timeout is 30 s).
+RESOLVE_TIMEOUT_S = 600
+
+
+def uv_binary() -> str:
+    from uv import find_uv_bin  # the uv package ships the binary for this platform
+
+    return find_uv_bin()
+
+
+def uv_argv(target: Target, requirements: Path, dest: Path, interpreter: str) -> list[str]:
+    return [
+        uv_binary(), "pip", "install",
+        "--target", str(dest),
+        "--python", interpreter,  # only to run uv's installer: markers and tags come from the two below
+        "--python-version", target.marker_environment["python_full_version"],
+        "--python-platform", target.uv_platform,
+        "--only-binary", ":all:",
+        "--no-config",  # a uv.toml of the project or user must not change what ships
+        "--no-progress",
+        "-r", str(requirements),
+    ]  # fmt: skip
+
+
+def explain_failure(output: str, target: Target) -> LambdakitError:
+    if match := _UNREADABLE.search(output):
+        detail = output[match.start() :].strip()
+        return UsageError(
+            f"uv could not read the requirements: {detail}", hint="fix the line it points to", step="resolve"
+        )
+    if any(marker in output for marker in _NETWORK):
+        last = [line.strip() for line in output.strip().splitlines() if line.strip()][-1:]
+        return EnvironmentProblem(
+            f"the package index could not be reached: {last[0] if last else 'no answer'}",
+            hint="check network access, or the index options in the requirements file "
+            "(--index-url) and UV_INDEX_URL / UV_DEFAULT_INDEX",
+            step="resolve",
+        )
+    if match := _HASH_MISMATCH.search(output):
+        return ResolveError(
+            f"hash mismatch for {match.group(1)}: the file downloaded is not the one the requirements "
+            "file pins; nothing was published",
+            hint="regenerate the hashes (pip-compile --generate-hashes) or check where the index points",
+            step="resolve",
+        )
+    if match := _NO_WHEELS.search(output):
+        name = canonicalize_name(match.group(1))
+        hint = _SOURCE_ONLY_HINTS.get(
+            name,
+            "pin a release that publishes wheels for this runtime, or build from source "
+            "in the Lambda build image with --backend docker",
+        )
+        return ResolveError(
+            f"no wheel of {match.group(1)}{match.group(2)} can load on {target.describe()}: tried "
+            f"interpreter {target.python_tag}, ABI {target.python_tag}/abi3/none, platform "
+            f"{target.uv_platform} (every manylinux tag up to glibc {target.uv_platform_glibc})",
+            hint=hint,
+            step="resolve",
+        )
+    tail = "\n".join(output.strip().splitlines()[-8:])
+    return ResolveError(
+        f"uv could not resolve the requirements for {target.describe()}:\n{tail}",
+        hint="read uv's message above; conflicting pins must be fixed in the requirements file",
+        step="resolve",
+    )
+
+
+def refuse_source_builds(requirements: RequirementSet, backend: str) -> None:
+    """A wheels-only backend never compiles: a build here would produce binaries for this host."""
+    asked = sorted(set(requirements.options) & set(SOURCE_BUILD_OPTIONS))
+    if asked:
+        raise UsageError(
+            f"{requirements.path} asks for a build from source ({', '.join(asked)}), which the {backend} "
+            "backend never does: it would compile for this machine, not for Lambda",
+            hint="build inside the Lambda build image with --backend docker, or drop the option",
+            step="resolve",
+        )
+
+
+class UvBackend:
+    name = "uv"
+
+    def available(self, target: Target) -> Availability:
+        return Availability(
+            ok=True, reason="uv resolves wheels for the target's markers and platform, no Docker"
+        )
+
+    def resolve(self, request: ResolveRequest, progress: Progress) -> Resolved:
+        refuse_source_builds(request.requirements, self.name)
+        target = request.target
+        dest = request.staging / PYTHON_DIR
+        argv = uv_argv(target, request.requirements.path, dest, sys.executable)
+        progress.output("$ " + " ".join(argv))
+        try:
+            code, tail = run_streamed(argv, progress, keep=200, timeout_s=RESOLVE_TIMEOUT_S)
+        except subprocess.TimeoutExpired as err:
+            raise EnvironmentProblem(
+                f"resolving did not finish in {RESOLVE_TIMEOUT_S}s (a package index that does not answer?)",
+                hint="check network access to the index",
+                step="resolve",
+            ) from err
+        if code != 0:
+            raise explain_failure("\n".join(tail), target)
+        notes: tuple[str, ...] = ()
+        if target.uv_platform_glibc != target.glibc_text:
+            notes = (
+                f"uv names no platform for glibc {target.glibc_text}: wheels tagged up to "
+                f"glibc {target.uv_platform_glibc} were considered (--backend pip considers every "
+                "tag up to the runtime's glibc, with this host's markers)",
+            )
+        return Resolved(backend=self.name, distributions=installed_distributions(dest), notes=notes)
+
+
+BACKEND = UvBackend()
