@@ -2,35 +2,41 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-stamp
+# lambdakit alone (the main job), then with what the tests and deploys need.
+CORE   := $(VENV)/.installed-core
+DEV    := $(VENV)/.installed-dev
 
 .PHONY: layer test lint services bench bench-worker clean
 
-$(STAMP): pyproject.toml
+$(CORE): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(DEV): $(CORE)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
 # Build and validate the psycopg2 layer for python3.12 x86_64, without Docker.
-layer: $(STAMP)
-	$(BIN)/lambdakit build-layer psycopg2 --runtime python3.12 --arch x86_64 --backend pip
+layer: $(CORE)
+	$(BIN)/lambdakit build-layer psycopg2 --runtime python3.12 --arch x86_64 --backend uv
 
 # What the tests need that is not a Python package: PostgreSQL binaries, a Docker engine.
 services:
 	bash scripts/ensure-services.sh
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: $(STAMP) services lint
+test: $(DEV) services lint
 	$(BIN)/pytest
 
-bench: $(STAMP)
+bench: $(DEV)
 	$(BIN)/python bench/layer_build.py
 
-bench-worker: $(STAMP) services
+bench-worker: $(DEV) services
 	$(BIN)/python bench/worker_throughput.py
 
 clean:

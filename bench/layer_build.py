@@ -4,7 +4,7 @@
 shows lambdakit without its audit and import check, for a like-for-like figure.
 
 Prints, for the psycopg2 layer:
-  * cold and no-op rebuild times of `lambdakit build-layer` (pip backend),
+  * cold and no-op rebuild times (medians) of `lambdakit build-layer` (uv backend),
     `sam build` of an equivalent SAM layer (BuildMethod python3.11, no container;
     --cached for the rebuild), and a plain `pip install --target` + zip;
   * layer sizes, zipped and unzipped, beside the plain pip result, for
@@ -16,6 +16,7 @@ not the network. Run: .venv/bin/python bench/layer_build.py
 from __future__ import annotations
 
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 VENV_BIN = Path(sys.executable).parent
+RUNS = 5
 SAM_TEMPLATE = """\
 AWSTemplateFormatVersion: '2010-09-09'
 Transform: AWS::Serverless-2016-10-31
@@ -61,10 +63,18 @@ def zip_tree(root: Path, dest: Path) -> int:
     return dest.stat().st_size
 
 
-def lambdakit(work: Path, requirement: str, runtime: str, *, force: bool, validate: bool = True) -> Path:
+def lambdakit(
+    work: Path,
+    requirement: str,
+    runtime: str,
+    *,
+    force: bool,
+    validate: bool = True,
+    check: str = "interpreter",
+) -> Path:
     (work / "requirements.txt").write_text(requirement + "\n")
-    argv = [str(VENV_BIN / "lambdakit"), "build-layer", "bench", "-r", "requirements.txt",
-            "--runtime", runtime, "--backend", "pip", "--out", "out", "-q"]  # fmt: skip
+    argv = [str(VENV_BIN / "lambdakit"), "build-layer", "bench", "-r", "requirements.txt", "--runtime",
+            runtime, "--backend", "uv", "--import-check", check, "--out", "out", "-q"]  # fmt: skip
     argv += ["--force"] if force else []
     argv += [] if validate else ["--no-validate"]
     subprocess.run(argv, cwd=work, check=False, stdout=subprocess.DEVNULL)
@@ -97,29 +107,34 @@ def main() -> None:
         plain_pip(work, requirement)
         plain_pip(work, "aws-psycopg2==1.3.8")
 
+        def median(action: Callable[[], object]) -> float:
+            return statistics.median(timed(action) for _ in range(RUNS))
+
+        def pair(build: Callable[[bool], object]) -> tuple[float, float]:
+            build(True)  # warms every cache the tool has before the measured runs
+            return median(lambda: build(True)), median(lambda: build(False))
+
         times = {
-            "lambdakit": (
-                timed(lambda: lambdakit(work, requirement, "python3.11", force=True)),
-                timed(lambda: lambdakit(work, requirement, "python3.11", force=False)),
+            "lambdakit": pair(lambda force: lambdakit(work, requirement, "python3.11", force=force)),
+            "lambdakit, image check": pair(
+                lambda force: lambdakit(work, requirement, "python3.11", force=force, check="auto")
             ),
-            "lambdakit, no check": (
-                timed(lambda: lambdakit(work, requirement, "python3.11", force=True, validate=False)),
-                timed(lambda: lambdakit(work, requirement, "python3.11", force=False, validate=False)),
+            "lambdakit, no check": pair(
+                lambda force: lambdakit(work, requirement, "python3.11", force=force, validate=False)
             ),
-            "sam build": (
-                timed(lambda: sam_build(work, requirement, cached=False)),
-                timed(lambda: sam_build(work, requirement, cached=True)),
-            ),
-            "pip --target + zip": (
-                timed(lambda: plain_pip(work, requirement)),
-                timed(lambda: plain_pip(work, requirement)),
-            ),
+            "sam build": pair(lambda force: sam_build(work, requirement, cached=not force)),
+            "pip --target + zip": pair(lambda force: plain_pip(work, requirement)),
         }
-        print("psycopg2 layer build time, python3.11 x86_64 (seconds)")
-        print(f"{'tool':<20} {'cold':>8} {'no-op':>8} {'cold vs lambdakit':>18} {'no-op vs lambdakit':>19}")
-        base_cold, base_noop = times["lambdakit"]
+        print(f"psycopg2 layer build time, python3.11 x86_64 (seconds, median of {RUNS})")
+        print(f"{'tool':<24} {'cold':>8} {'no-op':>8} {'cold / sam build':>17} {'no-op / sam build':>18}")
+        sam_cold, sam_noop = times["sam build"]
         for tool, (cold, noop) in times.items():
-            print(f"{tool:<20} {cold:8.2f} {noop:8.3f} {cold / base_cold:17.1f}x {noop / base_noop:18.1f}x")
+            print(f"{tool:<24} {cold:8.2f} {noop:8.3f} {cold / sam_cold:16.2f}x {noop / sam_noop:17.3f}x")
+        print(
+            "lambdakit: uv resolve, slim, zip, static audit, import check in a local python3.11 "
+            "(image check: in the runtime image when Docker has it); sam build: BuildMethod python3.11, "
+            "no container, --cached for the no-op"
+        )
 
         print("\nlayer size (unzipped / zipped), python3.10 x86_64")
         for req in (requirement, "aws-psycopg2==1.3.8"):

@@ -10,9 +10,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from packaging.utils import canonicalize_name
+
+from builder.errors import ResolveError
 from builder.progress import Progress
 from builder.requirements import RequirementSet
 from builder.runtimes import Target
+
+# Packages known to ship no wheels at all, and what to use instead.
+_SOURCE_ONLY_HINTS = {
+    "psycopg2": "psycopg2 is published as source only: use psycopg2-binary (same import name), "
+    "or build from source in the Lambda build image with --backend docker",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,3 +52,27 @@ class Backend(Protocol):
     def available(self, target: Target) -> Availability: ...
 
     def resolve(self, request: ResolveRequest, progress: Progress) -> Resolved: ...
+
+
+def no_wheel_error(requirement: str, name: str, target: Target, tried: str) -> ResolveError:
+    """A wheels-only resolver found no wheel of the requirement that loads on the target."""
+    hint = _SOURCE_ONLY_HINTS.get(
+        canonicalize_name(name),
+        "pin a release that publishes wheels for this runtime, or build from source "
+        "in the Lambda build image with --backend docker",
+    )
+    return ResolveError(
+        f"no wheel of {requirement} can load on {target.describe()}: tried interpreter "
+        f"{target.python_tag}, ABI {target.python_tag}/abi3/none, {tried}",
+        hint=hint,
+        step="resolve",
+    )
+
+
+def unresolved_error(tool: str, output: str, target: Target) -> ResolveError:
+    tail = "\n".join(output.strip().splitlines()[-8:])
+    return ResolveError(
+        f"{tool} could not resolve the requirements for {target.describe()}:\n{tail}",
+        hint=f"read {tool}'s message above; conflicting pins must be fixed in the requirements file",
+        step="resolve",
+    )

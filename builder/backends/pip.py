@@ -19,7 +19,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from builder.backends import Availability, Resolved, ResolveRequest
+from builder.backends import Availability, Resolved, ResolveRequest, no_wheel_error, unresolved_error
 from builder.backends.uv import refuse_source_builds
 from builder.errors import EnvironmentProblem, ResolveError, UsageError
 from builder.layout import PYTHON_DIR
@@ -34,12 +34,6 @@ _NETWORK = (
     "Failed to establish a new connection",
     "Temporary failure in name resolution",
 )
-
-# Packages known to ship no wheels at all, and what to use instead.
-_SOURCE_ONLY_HINTS = {
-    "psycopg2": "psycopg2 is published as source only: use psycopg2-binary (same import name), "
-    "or build from source in the Lambda build image with --backend docker",
-}
 
 
 def pip_argv(target: Target, requirements: Path, dest: Path, report: Path) -> list[str]:
@@ -70,29 +64,14 @@ def _explain_failure(output: str, target: Target) -> ResolveError | EnvironmentP
             step="resolve",
         )
     match = _NO_MATCH.search(output)
-    tags = ", ".join(target.platform_tags[:3]) + f", ... ({len(target.platform_tags)} tags)"
     if match:
         requirement = match.group(1)
         versions = (match.group(2) or "none").strip()
-        name = canonicalize_name(re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0])
-        hint = _SOURCE_ONLY_HINTS.get(
-            name,
-            "pin a release that publishes wheels for this runtime, or build from source "
-            "in the Lambda build image with --backend docker",
-        )
-        return ResolveError(
-            f"no wheel of {requirement} can load on {target.describe()}: tried interpreter "
-            f"{target.python_tag}, ABI {target.python_tag}/abi3/none, platforms {tags}; "
-            f"versions that have a wheel for this target: {versions}",
-            hint=hint,
-            step="resolve",
-        )
-    tail = "\n".join(output.strip().splitlines()[-8:])
-    return ResolveError(
-        f"pip could not resolve the requirements for {target.describe()}:\n{tail}",
-        hint="read pip's message above; conflicting pins must be fixed in the requirements file",
-        step="resolve",
-    )
+        tags = ", ".join(target.platform_tags[:3]) + f", ... ({len(target.platform_tags)} tags)"
+        name = re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0]
+        tried = f"platforms {tags}; versions that have a wheel for this target: {versions}"
+        return no_wheel_error(requirement, name, target, tried)
+    return unresolved_error("pip", output, target)
 
 
 class PipBackend:

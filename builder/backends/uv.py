@@ -19,9 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from packaging.utils import canonicalize_name
-
-from builder.backends import Availability, Resolved, ResolveRequest
+from builder.backends import Availability, Resolved, ResolveRequest, no_wheel_error, unresolved_error
 from builder.errors import EnvironmentProblem, LambdakitError, ResolveError, UsageError
 from builder.layout import PYTHON_DIR, installed_distributions
 from builder.progress import Progress, run_streamed
@@ -39,10 +37,6 @@ _NETWORK = (
     "operation timed out",
     "Request failed after",
 )
-_SOURCE_ONLY_HINTS = {
-    "psycopg2": "psycopg2 is published as source only: use psycopg2-binary (same import name), "
-    "or build from source in the Lambda build image with --backend docker",
-}
 # A silent index must not hold a build for ever (uv's own per-request timeout is 30 s).
 RESOLVE_TIMEOUT_S = 600
 
@@ -89,25 +83,9 @@ def explain_failure(output: str, target: Target) -> LambdakitError:
             step="resolve",
         )
     if match := _NO_WHEELS.search(output):
-        name = canonicalize_name(match.group(1))
-        hint = _SOURCE_ONLY_HINTS.get(
-            name,
-            "pin a release that publishes wheels for this runtime, or build from source "
-            "in the Lambda build image with --backend docker",
-        )
-        return ResolveError(
-            f"no wheel of {match.group(1)}{match.group(2)} can load on {target.describe()}: tried "
-            f"interpreter {target.python_tag}, ABI {target.python_tag}/abi3/none, platform "
-            f"{target.uv_platform} (every manylinux tag up to glibc {target.uv_platform_glibc})",
-            hint=hint,
-            step="resolve",
-        )
-    tail = "\n".join(output.strip().splitlines()[-8:])
-    return ResolveError(
-        f"uv could not resolve the requirements for {target.describe()}:\n{tail}",
-        hint="read uv's message above; conflicting pins must be fixed in the requirements file",
-        step="resolve",
-    )
+        tried = f"platform {target.uv_platform} (every manylinux tag up to glibc {target.uv_platform_glibc})"
+        return no_wheel_error(match.group(1) + match.group(2), match.group(1), target, tried)
+    return unresolved_error("uv", output, target)
 
 
 def refuse_source_builds(requirements: RequirementSet, backend: str) -> None:

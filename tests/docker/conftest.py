@@ -100,7 +100,7 @@ def run_in(docker_client: docker.DockerClient) -> RunIn:
 
 
 def build(tmp_root: Path, requirement: str, runtime: str) -> tuple[Path, Resolved, Target]:
-    """A layer tree built by the Docker backend for one requirement line.
+    """A layer tree built by the Docker backend for a requirements text (one line or more).
 
     For the host's architecture: that is the one the stand-ins are built for.
     """
@@ -112,6 +112,12 @@ def build(tmp_root: Path, requirement: str, runtime: str) -> tuple[Path, Resolve
     request = ResolveRequest(requirements=read_requirements(requirements), target=t, staging=staging)
     resolved = BACKEND.resolve(request, Silent())
     return staging, resolved, t
+
+
+@pytest.fixture
+def build_layer_in_docker(tmp_path: Path) -> Callable[[str, str], tuple[Path, Resolved, Target]]:
+    """Builds a requirements text with the Docker backend for a runtime on this machine's arch."""
+    return lambda requirements, runtime: build(tmp_path, requirements, runtime)
 
 
 @pytest.fixture(scope="session")

@@ -93,3 +93,18 @@ def tree_sizes(root: Path, zipped: Path) -> dict[str, int]:
         for path in files:
             archive.write(path, path.relative_to(root).as_posix())
     return {"unzipped": sum(p.stat().st_size for p in files), "zipped": zipped.stat().st_size}
+
+
+def test_the_build_images_interpreter_evaluates_markers_for_the_target(
+    build_layer_in_docker: Callable[[str, str], Layer],
+) -> None:
+    """pip runs inside the target's build image, on the target's Python: its markers are the target's."""
+    requirements = (
+        'idna==3.10 ; python_version >= "3.12"\n'
+        'tomli==2.0.1 ; python_version < "3.11"\n'
+        'six==1.16.0 ; platform_machine == "aarch64"\n'
+        'colorama==0.4.6 ; sys_platform == "win32"\n'
+    )
+    _, resolved, t = build_layer_in_docker(requirements.strip(), "python3.12")
+    assert t.arch.wheel_arch != "aarch64"  # the stand-ins are for this machine's arch (x86_64 here)
+    assert resolved.distributions == {"idna": "3.10"}
