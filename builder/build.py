@@ -8,6 +8,7 @@ serialises concurrent builds of one layer.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import importlib
 import json
@@ -16,14 +17,13 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from builder import __version__
-from builder.backends import Backend, ResolveRequest
+from builder import DATA_DIR, __version__
 from builder.errors import EnvironmentProblem, InvalidLayer, UsageError
 from builder.layout import PYTHON_DIR
 from builder.package import MANIFEST_SCHEMA, cache_key, read_manifest, write_zip, zip_matches
@@ -32,6 +32,7 @@ from builder.requirements import read_requirements
 from builder.runtimes import Target
 
 if TYPE_CHECKING:
+    from builder.backends import Backend
     from builder.verify import ImportCheckChoice
 
 BackendName = Literal["uv", "pip", "docker", "auto"]
@@ -157,7 +158,6 @@ def _publish(out: Path, name: str, build_dir: Path) -> None:
 def build_layer(options: BuildOptions, progress: Progress) -> BuildResult:
     target = options.target
     requirements = read_requirements(options.requirements)
-    data = resources.files("builder").joinpath("data")
     # The backend asked for, not the one "auto" would pick: deciding that means
     # asking the Docker engine, and a no-op rebuild must stay instant.
     key = cache_key(
@@ -165,7 +165,7 @@ def build_layer(options: BuildOptions, progress: Progress) -> BuildResult:
         runtime=target.runtime,
         arch=target.arch.name,
         backend=options.backend,
-        data_texts=tuple(data.joinpath(name).read_text() for name in RULE_DATA),
+        data_texts=tuple((DATA_DIR / name).read_text() for name in RULE_DATA),
         validate=options.validate,
         import_check=options.import_check,
     )
@@ -174,8 +174,11 @@ def build_layer(options: BuildOptions, progress: Progress) -> BuildResult:
     if not options.force and (manifest := _cached(published, key, name, options)) is not None:
         return BuildResult(name=name, status="up-to-date", path=published, manifest=manifest)
 
-    # The pipeline's own modules (ELF reader, Docker SDK) load only when there is work to do.
+    # The pipeline's own modules (backends, ELF reader, Docker SDK) load only when there is work
+    # to do: a no-op rebuild pays for none of them.
     from builder.audit import highest_glibc
+    from builder.audit.checks import check_zipped_size
+    from builder.backends import ResolveRequest, requirement_names
     from builder.slim import slim
     from builder.validate import validate_tree
 
@@ -200,7 +203,7 @@ def build_layer(options: BuildOptions, progress: Progress) -> BuildResult:
         try:
             with step(
                 "resolve",
-                f"{', '.join(requirements.names) or requirements.path} with {backend.name} "
+                f"{', '.join(requirement_names(requirements)) or requirements.path} with {backend.name} "
                 f"for {target.describe()}",
             ):
                 resolved = backend.resolve(
@@ -208,17 +211,20 @@ def build_layer(options: BuildOptions, progress: Progress) -> BuildResult:
                 )
             with step("slim", "removing files the runtime can never load"):
                 slimmed = slim(tree, target)
-            with step("package", f"{name}.zip"):
-                packaged = write_zip(tree, staging / f"{name}.zip")
+            # The zip is written while the tree is audited and imported: zlib and the import
+            # check's interpreter each keep a core busy. Only the zip's size waits for both.
+            with ThreadPoolExecutor(max_workers=1) as background, step("package", f"{name}.zip"):
+                zipping = background.submit(write_zip, tree, staging / f"{name}.zip")
+                if options.validate:
+                    with step("validate", "static audit and import check, while zipping"):
+                        report = validate_tree(
+                            tree, target, extra=slimmed.problems, import_check=options.import_check
+                        )
+                packaged = zipping.result()
             if options.validate:
-                with step("validate", "static audit and import check"):
-                    report = validate_tree(
-                        tree,
-                        target,
-                        zipped_bytes=packaged.zipped_bytes,
-                        extra=slimmed.problems,
-                        import_check=options.import_check,
-                    )
+                report = dataclasses.replace(
+                    report, problems=report.problems + tuple(check_zipped_size(packaged.zipped_bytes))
+                )
                 validation = report.to_dict()
                 if report.verdict == "invalid":
                     raise InvalidLayer(

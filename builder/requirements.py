@@ -1,18 +1,15 @@
 """Reading a requirements file for what lambdakit itself needs: its text, with the files it
-includes, for the cache key; the names it asks for, for messages and the Docker backend's
+includes, for the cache key; its requirement lines, for messages and the Docker backend's
 system packages; the options it sets. The resolver (uv, pip) is the one that parses it for
 real: hashes, includes, continuations, URLs and index options are its business.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-
-from packaging.requirements import InvalidRequirement, Requirement
 
 from builder.errors import UsageError
 
@@ -29,7 +26,8 @@ class RequirementSet:
     path: Path
     text: str  # the file as read
     included: tuple[tuple[Path, str], ...]  # the files its -r/-c lines include, at any depth, as read
-    names: tuple[str, ...]  # the distributions it names (not those behind a bare URL or path)
+    # Its requirement lines without per-requirement options (--hash): names, specifiers, URLs.
+    requirements: tuple[str, ...]
     options: tuple[str, ...]  # the options its lines set, e.g. --index-url, --no-binary
 
     @property
@@ -56,23 +54,27 @@ def read_requirements(path: Path) -> RequirementSet:
     if is_lock_file(path):
         return _read_lock(path)
     texts: list[tuple[Path, str]] = []
-    names: list[str] = []
+    requirements: list[str] = []
     options: list[str] = []
-    _read(path, texts, names, options, seen=set())
+    _read(path, texts, requirements, options, seen=set())
     if not any(not line.startswith("-") for _, text in texts for line in _logical_lines(text)):
         raise UsageError(
             f"{path} lists no requirements", hint="add at least one package, e.g. psycopg2-binary"
         )
     (_, text), *included = texts
     return RequirementSet(
-        path=path, text=text, included=tuple(included), names=tuple(names), options=tuple(options)
+        path=path,
+        text=text,
+        included=tuple(included),
+        requirements=tuple(requirements),
+        options=tuple(options),
     )
 
 
 def _read(
     path: Path,
     texts: list[str],
-    names: list[str],
+    requirements: list[str],
     options: list[str],
     *,
     seen: set[Path],
@@ -94,15 +96,12 @@ def _read(
                 )
             # A constraints file limits versions; it asks for nothing.
             is_constraint = constraints or match.group(1) in ("-c", "--constraint")
-            _read(included, texts, names, options, seen=seen, constraints=is_constraint)
+            _read(included, texts, requirements, options, seen=seen, constraints=is_constraint)
         elif line.startswith("-"):
             options.append(line.split()[0].split("=")[0])
         elif not constraints:
             # Per-requirement options (--hash=...) follow the requirement.
-            requirement = re.split(r"\s+--?[a-z]", line, maxsplit=1)[0]
-            # A URL, a path or a typo has no name here: the resolver says what is wrong with it.
-            with contextlib.suppress(InvalidRequirement):
-                names.append(Requirement(requirement).name)
+            requirements.append(re.split(r"\s+--?[a-z]", line, maxsplit=1)[0])
 
 
 def _decode(path: Path) -> str:
@@ -143,5 +142,9 @@ def _read_lock(path: Path) -> RequirementSet:
     packages = document.get("packages")
     if not isinstance(packages, list) or not packages:
         raise UsageError(f"{path} locks no packages", hint="a pylock.toml lists [[packages]]")
-    names = tuple(str(p.get("name")) for p in packages if isinstance(p, dict) and p.get("name"))
-    return RequirementSet(path=path, text=text, included=(), names=names, options=())
+    locked = tuple(
+        f"{p['name']}=={p['version']}" if p.get("version") else str(p["name"])
+        for p in packages
+        if isinstance(p, dict) and p.get("name")
+    )
+    return RequirementSet(path=path, text=text, included=(), requirements=locked, options=())

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any, Literal
+
+from builder import DATA_DIR
 
 Arch = Literal["x86_64", "arm64"]
 ARCHES: tuple[Arch, ...] = ("x86_64", "arm64")
@@ -102,7 +103,7 @@ class Target:
 
 @cache
 def _catalogue() -> dict[str, Any]:
-    text = resources.files("builder").joinpath("data/runtimes.json").read_text()
+    text = (DATA_DIR / "runtimes.json").read_text()
     data = json.loads(text)
     _check(data)
     return data

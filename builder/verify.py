@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
-from builder.backends import Availability
+from builder.availability import Availability
 from builder.layout import LIB_DIR, sys_path_dirs
 from builder.runtimes import Target
 

@@ -13,10 +13,10 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache, cached_property
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from builder import DATA_DIR
 from builder.audit.elf import BinaryFormat, ElfFacts, ElfReadError, binary_format, read_elf
 from builder.layout import BIN_DIR, LIB_DIR, PYTHON_DIR, extension_name
 from builder.problems import Problem, Severity
@@ -382,7 +382,7 @@ def check_glibc(tree: LayerTree, target: Target) -> list[Problem]:
 
 @cache
 def _base_catalogue() -> dict[str, Any]:
-    data = json.loads(resources.files("builder").joinpath("data/base-libraries.json").read_text())
+    data = json.loads((DATA_DIR / "base-libraries.json").read_text())
     oses = data["operating_systems"]
     unknown = {t.os_id for t in all_targets()} - set(oses)
     if unknown:
@@ -571,18 +571,24 @@ def check_size(tree: LayerTree, target: Target, zipped_bytes: int | None = None)
                 "(up to 10 GB)",
             )
         )
-    if zipped_bytes is not None and zipped_bytes > ZIPPED_LIMIT:
-        problems.append(
-            _problem(
-                "size-limit",
-                ".",
-                f"the layer zip is {_megabytes(zipped_bytes)}, over the {_megabytes(ZIPPED_LIMIT)} limit "
-                f"for a direct upload",
-                "publish it from S3 (the direct-upload limit does not apply there)",
-                warning=True,
-            )
-        )
+    if zipped_bytes is not None:
+        problems += check_zipped_size(zipped_bytes)
     return problems
+
+
+def check_zipped_size(zipped_bytes: int) -> list[Problem]:
+    if zipped_bytes <= ZIPPED_LIMIT:
+        return []
+    return [
+        _problem(
+            "size-limit",
+            ".",
+            f"the layer zip is {_megabytes(zipped_bytes)}, over the {_megabytes(ZIPPED_LIMIT)} limit "
+            f"for a direct upload",
+            "publish it from S3 (the direct-upload limit does not apply there)",
+            warning=True,
+        )
+    ]
 
 
 def _megabytes(size: int) -> str:

@@ -6,12 +6,16 @@ builder.build lists them and chooses one by name (or "auto").
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Protocol
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from builder.availability import Availability
 from builder.errors import ResolveError
 from builder.progress import Progress
 from builder.requirements import RequirementSet
@@ -36,14 +40,6 @@ class Resolved:
     backend: str
     distributions: dict[str, str]  # normalised name -> version
     notes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, kw_only=True)
-class Availability:
-    ok: bool
-    reason: str
-    # The image found is lambdakit's offline stand-in, not the official one.
-    standin: bool = False
 
 
 class Backend(Protocol):
@@ -76,3 +72,18 @@ def unresolved_error(tool: str, output: str, target: Target) -> ResolveError:
         hint=f"read {tool}'s message above; conflicting pins must be fixed in the requirements file",
         step="resolve",
     )
+
+
+def installed_distributions(site: Path) -> dict[str, str]:
+    """Normalised name -> version of what a resolver installed into `site` (from its .dist-info)."""
+    found = metadata.distributions(path=[str(site)])
+    return dict(sorted((canonicalize_name(dist.metadata["Name"]), dist.version) for dist in found))
+
+
+def requirement_names(requirements: RequirementSet) -> list[str]:
+    """The distributions a requirement set names; a bare URL or path names none here."""
+    names = []
+    for line in requirements.requirements:
+        with contextlib.suppress(InvalidRequirement):
+            names.append(Requirement(line).name)
+    return names

@@ -25,9 +25,10 @@ from packaging.utils import canonicalize_name
 
 from builder import container
 from builder.audit.checks import base_libraries
-from builder.backends import Availability, Resolved, ResolveRequest, bundle_libs
+from builder.availability import Availability
+from builder.backends import Resolved, ResolveRequest, bundle_libs, installed_distributions, requirement_names
 from builder.errors import EnvironmentProblem, ResolveError, UsageError
-from builder.layout import LIB_DIR, PYTHON_DIR, installed_distributions, sys_path_dirs
+from builder.layout import LIB_DIR, PYTHON_DIR, sys_path_dirs
 from builder.progress import Progress
 from builder.runtimes import Target
 from builder.verify import IMPORT_SCRIPT, IMPORT_TIMEOUT_S, ImportCheck, results_to_check
@@ -82,7 +83,7 @@ class DockerBackend:
         buildargs = {
             "BUILD_IMAGE": target.build_image,
             "PYTHON_VERSION": target.version,
-            **system_packages(request.requirements.names),
+            **system_packages(requirement_names(request.requirements)),
         }
         cache_key = f"{target.runtime}-{target.arch.name}"
         progress.output(f"docker build in {image.describe()} for {target.arch.docker_platform}")

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from builder.backends import Availability, Resolved, ResolveRequest, no_wheel_error, unresolved_error
+from builder.availability import Availability
+from builder.backends import Resolved, ResolveRequest, no_wheel_error, unresolved_error
 from builder.backends.uv import refuse_source_builds
 from builder.errors import EnvironmentProblem, ResolveError, UsageError
 from builder.layout import PYTHON_DIR

@@ -19,9 +19,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from builder.backends import Availability, Resolved, ResolveRequest, no_wheel_error, unresolved_error
+from builder.availability import Availability
+from builder.backends import (
+    Resolved,
+    ResolveRequest,
+    installed_distributions,
+    no_wheel_error,
+    unresolved_error,
+)
 from builder.errors import EnvironmentProblem, LambdakitError, ResolveError, UsageError
-from builder.layout import PYTHON_DIR, installed_distributions
+from builder.layout import PYTHON_DIR
 from builder.progress import Progress, run_streamed
 from builder.requirements import SOURCE_BUILD_OPTIONS, RequirementSet
 from builder.runtimes import Target
