@@ -17,7 +17,6 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,6 +175,8 @@ def build_layer(options: BuildOptions, progress: Progress) -> BuildResult:
 
     # The pipeline's own modules (backends, ELF reader, Docker SDK) load only when there is work
     # to do: a no-op rebuild pays for none of them.
+    from concurrent.futures import ThreadPoolExecutor
+
     from builder.audit import highest_glibc
     from builder.audit.checks import check_zipped_size
     from builder.backends import ResolveRequest, requirement_names
