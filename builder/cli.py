@@ -336,6 +336,8 @@ def runtimes_command(json_output: bool) -> None:
             "build_image": t.build_image,
             "runtime_image": t.runtime_image,
             "platform_tags": list(t.platform_tags),
+            "uv_platform": t.uv_platform,
+            "marker_environment": t.marker_environment,
         }
         for t in runtimes.all_targets()
     ]

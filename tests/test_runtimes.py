@@ -67,3 +67,22 @@ def test_catalogue_check_rejects_inconsistent_rows():
     data["runtimes"][-1]["os"] = "windows"
     with pytest.raises(runtimes.CatalogueError, match="unknown OS"):
         runtimes._check(data)
+
+
+@pytest.mark.parametrize("t", runtimes.all_targets(), ids=lambda t: f"{t.runtime}-{t.arch.name}")
+def test_marker_environment_and_uv_platform_are_the_targets(t: runtimes.Target) -> None:
+    markers = t.marker_environment
+    assert markers["python_version"] == t.version
+    assert markers["python_full_version"].startswith(t.version + ".")
+    assert markers["platform_machine"] == {"x86_64": "x86_64", "arm64": "aarch64"}[t.arch.name]
+    assert (markers["sys_platform"], markers["platform_system"], markers["implementation_name"]) == (
+        "linux",
+        "Linux",
+        "cpython",
+    )
+    # uv's platform never offers a wheel above the runtime's glibc.
+    major, minor = map(int, t.uv_platform_glibc.split("."))
+    assert (major, minor) <= t.glibc
+    assert t.uv_platform == f"{t.arch.wheel_arch}-manylinux_{major}_{minor}"
+    expected = "2.34" if t.os_id == "amazonlinux2023" else "2.17"  # uv names nothing from 2.18 to 2.27
+    assert t.uv_platform_glibc == expected
