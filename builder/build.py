@@ -13,6 +13,7 @@ import fcntl
 import importlib
 import json
 import os
+import re
 import shutil
 import time
 import uuid
@@ -139,6 +140,27 @@ def _cached(published: Path, key: str, name: str, options: BuildOptions) -> dict
     return manifest
 
 
+# A layer name is a name, never a path: it becomes a folder and file names under --out, and
+# Lambda's own rule for layer names is letters, digits, '-' and '_'.
+LAYER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def check_layer_name(name: str) -> None:
+    if LAYER_NAME.fullmatch(name) is None:
+        raise UsageError(
+            f"{name!r} is not a layer name",
+            hint="use letters, digits, '-' and '_' (at most 64, starting with a letter or digit)",
+        )
+
+
+def _build_dirs(out: Path, name: str, *, staging: bool) -> list[Path]:
+    """This layer's build directories (or staging directories) in OUT/.builds, and no other layer's:
+    `pg-extra-...` is not one of `pg`'s."""
+    pattern = re.compile(("\\.staging-" if staging else "") + re.escape(name) + r"-[0-9a-f]{12}-[0-9a-f]{8}")
+    builds = out / BUILDS_DIR
+    return [path for path in builds.iterdir() if pattern.fullmatch(path.name)] if builds.is_dir() else []
+
+
 def _publish(out: Path, name: str, build_dir: Path) -> None:
     published = out / name
     if published.exists() and not published.is_symlink():
@@ -149,12 +171,13 @@ def _publish(out: Path, name: str, build_dir: Path) -> None:
     link = out / f".{name}.{uuid.uuid4().hex}.link"
     link.symlink_to(build_dir.relative_to(out))
     os.replace(link, published)  # the one atomic step: readers see the old layer or the new one
-    for stale in (out / BUILDS_DIR).glob(f"{name}-*"):
-        if stale != build_dir and stale.is_dir():
+    for stale in _build_dirs(out, name, staging=False):
+        if stale != build_dir and stale.is_dir() and not stale.is_symlink():
             shutil.rmtree(stale, ignore_errors=True)
 
 
 def build_layer(options: BuildOptions, progress: Progress) -> BuildResult:
+    check_layer_name(options.name)
     target = options.target
     requirements = read_requirements(options.requirements)
     # The backend asked for, not the one "auto" would pick: deciding that means
@@ -197,6 +220,10 @@ def build_layer(options: BuildOptions, progress: Progress) -> BuildResult:
         if not options.force and (manifest := _cached(published, key, name, options)) is not None:
             # Another build of the same inputs finished while this one waited for the lock.
             return BuildResult(name=name, status="up-to-date", path=published, manifest=manifest)
+        # Left by a build of this layer that was killed (SIGKILL, power loss): none can be
+        # running now, since this one holds the layer's lock.
+        for abandoned in _build_dirs(out, name, staging=True):
+            shutil.rmtree(abandoned, ignore_errors=True)
         build_dir = out / BUILDS_DIR / f"{name}-{key[:12]}-{uuid.uuid4().hex[:8]}"
         staging = out / BUILDS_DIR / f".staging-{build_dir.name}"
         tree = staging / TREE_DIR

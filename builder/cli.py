@@ -17,7 +17,14 @@ from builder.verify import IMPORT_CHECK_CHOICES
 
 if TYPE_CHECKING:
     from builder.validate import ValidationReport
-from builder.render import TerminalProgress, emit_json, render_imports, render_problems, user_errors
+from builder.render import (
+    TerminalProgress,
+    emit_json,
+    render_imports,
+    render_problems,
+    terminate_as_interrupt,
+    user_errors,
+)
 
 RUNTIME_OPTION = click.option(
     "--runtime",
@@ -350,4 +357,5 @@ def runtimes_command(json_output: bool) -> None:
 
 
 def main() -> None:
+    terminate_as_interrupt()
     cli()

@@ -42,7 +42,7 @@ def run_streamed(
     """Run a tool with its output (stdout and stderr) streamed line by line to progress.
 
     Returns the exit code and the last `keep` lines, for the error message.
-    subprocess.TimeoutExpired propagates after the process is killed.
+    subprocess.TimeoutExpired (or an interrupt) propagates after the process is killed.
     """
     tail: deque[str] = deque(maxlen=keep)
     proc = subprocess.Popen(
@@ -60,7 +60,9 @@ def run_streamed(
     reader.start()
     try:
         code = proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
+    except BaseException:
+        # A timeout, or SIGTERM/Ctrl-C sent to lambdakit alone: the tool must not live on,
+        # writing into a staging folder that is being removed.
         proc.kill()
         proc.wait()
         raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -34,9 +35,20 @@ def user_errors(json_output: bool) -> Iterator[None]:
             if err.hint:
                 click.echo(f"hint: {err.hint}", err=True)
         sys.exit(err.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         click.echo("interrupted: nothing was published; the previous layer is unchanged", err=True)
-        sys.exit(130)
+        sys.exit(143 if isinstance(interrupt, Terminated) else 130)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: every context manager (locks, containers, staging) unwinds."""
+
+
+def terminate_as_interrupt() -> None:
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def render_problems(problems: list[dict[str, str]], *, err: bool = False) -> None:

@@ -218,3 +218,16 @@ def test_a_distribution_deleted_from_a_built_layer_is_found(tmp_path):
     missing = [p for p in report["problems"] if p["code"] == "missing-dependency"]
     assert {p["path"].split("/")[1].split("-")[0] for p in missing} >= {"anyio", "exceptiongroup"}
     assert all("typing-extensions" in p["message"] for p in missing)
+
+
+def test_a_function_whose_requirement_its_layer_provides(tmp_path):
+    function = tmp_path / "function"
+    _distribution(function, "handler-app", "1.0", "six>=1.16", module="handler_app")
+    alone_code, alone = _validate(str(function), "--function")
+    assert alone_code == 1
+    assert [p["code"] for p in alone["problems"]] == ["missing-dependency"]
+
+    layer = tmp_path / "layer"
+    _distribution(layer / "python", "six", "1.16.0")
+    code, report = _validate(str(function), "--function", "--layer", str(layer))
+    assert (code, report["problems"]) == (0, [])

@@ -1,0 +1,88 @@
+"""build-layer against hostile names, neighbouring layers, killed builds and SIGTERM: never lose a layer."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from builder.cli import cli
+
+PSYCOPG2_BINARY = "psycopg2-binary==2.9.11"
+LAMBDAKIT = [sys.executable, "-m", "builder"]
+
+
+def _requirements(tmp_path: Path, line: str = PSYCOPG2_BINARY) -> Path:
+    path = tmp_path / "requirements.txt"
+    path.write_text(line + "\n")
+    return path
+
+
+def _build(name: str, requirements: Path, out: Path, *extra: str):
+    argv = ["build-layer", name, "-r", str(requirements), "--out", str(out), "--import-check", "interpreter"]
+    return CliRunner().invoke(cli, [*argv, *extra])
+
+
+@pytest.mark.parametrize("name", ["../../victim", "a/b", "", ".", "..", "*", "x" * 65, "naïve"])
+def test_a_name_that_is_not_a_name_is_refused_before_anything_touches_the_disk(tmp_path, name):
+    (tmp_path / "victim.lock").write_text("keep me")
+    out = tmp_path / "deep" / "a" / "b" / "out"
+    result = _build(name, _requirements(tmp_path), out, "--json")
+    assert result.exit_code == 2, result.output
+    document = json.loads(result.output)
+    assert "is not a layer name" in document["message"] and document["hint"]
+    assert not (tmp_path / "deep").exists()
+    assert (tmp_path / "victim.lock").read_text() == "keep me"
+
+
+def test_publishing_one_layer_keeps_a_layer_whose_name_starts_the_same(tmp_path):
+    out = tmp_path / "out"
+    assert _build("pg-extra", _requirements(tmp_path, "six==1.16.0"), out).exit_code == 0
+    extra_target = (out / "pg-extra").resolve()
+    assert _build("pg", _requirements(tmp_path), out).exit_code == 0
+    assert _build("pg", _requirements(tmp_path), out, "--force").exit_code == 0
+    assert extra_target.is_dir() and (out / "pg-extra").resolve() == extra_target
+    assert (out / "pg-extra" / "pg-extra.zip").is_file()
+
+
+def test_an_abandoned_staging_folder_is_swept_and_another_layers_is_not(tmp_path):
+    out = tmp_path / "out"
+    builds = out / ".builds"
+    mine = builds / ".staging-pg-0123456789ab-89abcdef" / "tree"
+    theirs = builds / ".staging-pg-extra-0123456789ab-89abcdef" / "tree"
+    for folder in (mine, theirs):
+        folder.mkdir(parents=True)
+        (folder / "big").write_bytes(b"\0" * 1024)
+    assert _build("pg", _requirements(tmp_path), out).exit_code == 0
+    assert not mine.parent.exists()
+    assert theirs.is_dir()  # a build of pg-extra may be running: only its own build sweeps it
+
+
+def test_sigterm_mid_build_exits_143_and_keeps_the_previous_layer(tmp_path):
+    out = tmp_path / "out"
+    requirements = _requirements(tmp_path, "aws-psycopg2==1.3.8")
+    argv = [*LAMBDAKIT, "build-layer", "x", "-r", str(requirements), "--runtime", "python3.10",
+            "--out", str(out), "--import-check", "interpreter", "-q"]  # fmt: skip
+    subprocess.run(argv, check=True)
+    published = out / "x"
+    link, zip_bytes = os.readlink(published), (published / "x.zip").read_bytes()
+    proc = subprocess.Popen([*argv, "--force"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list((out / ".builds").glob(".staging-*/tree/python/*")) and time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail("the build finished before it could be interrupted")
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert "previous layer is unchanged" in stderr and "Traceback" not in stderr
+    assert os.readlink(published) == link
+    assert (published / "x.zip").read_bytes() == zip_bytes
+    assert not list((out / ".builds").glob(".staging-*"))
