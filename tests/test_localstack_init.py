@@ -59,6 +59,12 @@ while True:
         time.sleep(60)
     if action == "exit":
         os._exit(7)
+    if action == "no-newline":
+        sys.stdout.write("printed without a newline")
+        sys.stdout.flush()
+    if action == "die-when-idle":
+        import threading
+        threading.Thread(target=lambda: (time.sleep(0.3), os._exit(9)), daemon=True).start()
     if action == "raise":
         post(f"/invocation/{request_id}/error", {"errorMessage": "boom", "errorType": "ValueError"})
         continue
@@ -273,3 +279,40 @@ def test_sigterm_ends_the_init_at_once(start_init) -> None:
     assert init.localstack.next().path == f"status/{RUNTIME_ID}/ready"
     init.process.send_signal(signal.SIGTERM)
     assert init.process.wait(timeout=3) == 0
+
+
+def test_a_runtime_that_dies_while_idle_does_not_take_the_next_invocation_with_it(start_init) -> None:
+    """Its GET .../next was pending when it died: the next invocation goes to a fresh runtime."""
+    init = start_init()
+    assert init.localstack.next().path == f"status/{RUNTIME_ID}/ready"
+    init.invoke("id-1", {"action": "die-when-idle"})
+    assert init.result("id-1")[1] == "response"
+    time.sleep(1)  # it has died, with its GET for the next invocation still open
+    init.invoke("id-2", {"action": "echo"})
+    logs, outcome, _ = init.result("id-2")
+    assert outcome == "response", logs
+    assert "runtime: init" in logs.splitlines()
+
+
+def test_output_without_a_newline_stays_with_its_invocation(start_init) -> None:
+    init = start_init()
+    assert init.localstack.next().path == f"status/{RUNTIME_ID}/ready"
+    init.invoke("id-1", {"action": "no-newline"})
+    logs, _, _ = init.result("id-1")
+    assert "printed without a newline" in logs
+    init.invoke("id-2", {"action": "echo"})
+    logs, _, _ = init.result("id-2")
+    assert "printed without a newline" not in logs
+    assert logs.splitlines()[1] == "runtime: handling echo"
+
+
+def test_a_bootstrap_that_cannot_be_executed_is_a_failed_start(start_init, tmp_path: Path) -> None:
+    bootstrap = tmp_path / "broken" / "bootstrap"
+    bootstrap.parent.mkdir()
+    bootstrap.write_text("#!/nonexistent/interpreter\n")
+    bootstrap.chmod(0o755)
+    init = start_init(LAMBDAKIT_INIT_BOOTSTRAPS=str(bootstrap))
+    call = init.localstack.next()
+    assert call.path == f"status/{RUNTIME_ID}/error"
+    assert call.json()["errorType"] == "Runtime.InvalidEntrypoint"
+    assert init.process.poll() is None  # the init itself lives on to report

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import http.client
 import http.server
 import json
 import math
@@ -57,6 +58,10 @@ PRIVATE_PREFIXES = ("LOCALSTACK_", "LAMBDAKIT_INIT_")
 LOG_DRAIN_MAX_S = 1.0
 
 
+# The function's environment may set HTTP_PROXY for its own calls; the init's go straight to LocalStack.
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def log(message: str) -> None:
     sys.stdout.write(f"lambdakit-init: {message}\n")
     sys.stdout.flush()
@@ -74,9 +79,9 @@ class LocalStack:
             f"{self.endpoint}/{path}", data=body, method="POST", headers={"Content-Type": "application/json"}
         )
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with DIRECT.open(request, timeout=30) as response:
                 response.read()
-        except OSError as err:
+        except (OSError, http.client.HTTPException) as err:
             log(f"POST {path} to LocalStack failed: {err}")
 
     def ready(self) -> None:
@@ -107,14 +112,16 @@ class Invocation:
         self.deadline_ms = 0
         self.outcome: tuple[str, bytes] | None = None
         self.done = threading.Event()
+        self.settling = threading.Lock()
 
     def settle(self, outcome: str, body: bytes) -> bool:
         """Record the first outcome only: a late answer after a timeout is dropped."""
-        if self.done.is_set():
-            return False
-        self.outcome = (outcome, body)
-        self.done.set()
-        return True
+        with self.settling:
+            if self.done.is_set():
+                return False
+            self.outcome = (outcome, body)
+            self.done.set()
+            return True
 
 
 class Sandbox:
@@ -128,6 +135,8 @@ class Sandbox:
         self.user = os.environ.get("LOCALSTACK_USER", SANDBOX_USER[0])
         self.lock = threading.Lock()
         self.pending: queue.Queue[Invocation] = queue.Queue()
+        # One per runtime process: a dead runtime's pending GET .../next waits on its own queue,
+        # never on the one its successor reads.
         self.handoff: queue.Queue[Invocation] = queue.Queue(maxsize=1)
         self.current: Invocation | None = None
         self.process: subprocess.Popen[bytes] | None = None
@@ -136,19 +145,14 @@ class Sandbox:
         self.startup_reported = False
         self.output: list[str] = []
         self.pipes: set[int] = set()  # the runtime's output pipes still being read
+        self.partial = b""  # the runtime's last output line, until its newline comes
 
     # --- the runtime process ---------------------------------------------------------------------
 
     def start_runtime(self) -> None:
         bootstrap = next((path for path in BOOTSTRAPS if os.access(path, os.X_OK)), None)
         if bootstrap is None:
-            error = error_body(f"no bootstrap found: {', '.join(BOOTSTRAPS)}", "Runtime.InvalidEntrypoint")
-            with self.lock:
-                ready, current = self.ready_sent, self.current
-            if not ready:
-                self.fail_startup(error)
-            elif current is not None:
-                current.settle("error", error)
+            self.runtime_did_not_start(f"no bootstrap found: {', '.join(BOOTSTRAPS)}")
             return
         env = {
             key: value
@@ -161,17 +165,23 @@ class Sandbox:
             _, uid, gid = SANDBOX_USER
             drop = {"user": uid, "group": gid, "extra_groups": []}
         self.init_error = None
-        process = subprocess.Popen(
-            [bootstrap],
-            env=env,
-            cwd=os.environ.get("LAMBDA_TASK_ROOT", "/var/task"),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            **drop,
-        )
-        self.process = process
+        try:
+            process = subprocess.Popen(
+                [bootstrap],
+                env=env,
+                cwd=os.environ.get("LAMBDA_TASK_ROOT", "/var/task"),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                **drop,
+            )
+        except OSError as err:  # a bad interpreter line, no execute permission for the sandbox user
+            self.runtime_did_not_start(f"{bootstrap} could not be started: {err}")
+            return
+        with self.lock:
+            self.process = process
+            self.handoff = queue.Queue(maxsize=1)
         threading.Thread(target=self.read_output, args=(process,), daemon=True).start()
         threading.Thread(target=self.supervise, args=(process,), daemon=True).start()
 
@@ -182,21 +192,25 @@ class Sandbox:
         fd = process.stdout.fileno()
         with self.lock:
             self.pipes.add(fd)
-        partial = b""
         while True:
             select.select([fd], [], [])
             with self.lock:
                 chunk = os.read(fd, 65536)
                 if not chunk:
                     self.pipes.discard(fd)
-                    if partial:
-                        self.output.append(partial.decode(errors="replace") + "\n")
+                    self.flush_partial_line()
                     break
-                *lines, partial = (partial + chunk).split(b"\n")
+                *lines, self.partial = (self.partial + chunk).split(b"\n")
                 self.output += [line.decode(errors="replace") + "\n" for line in lines]
             sys.stdout.buffer.write(chunk)
             sys.stdout.flush()
         process.stdout.close()
+
+    def flush_partial_line(self) -> None:
+        """Output without its newline yet belongs to the invocation it was printed in (lock held)."""
+        if self.partial:
+            self.output.append(self.partial.decode(errors="replace") + "\n")
+            self.partial = b""
 
     def unread_output(self) -> int:
         """Bytes the runtime wrote that are not in the buffer yet (call with the lock held)."""
@@ -227,6 +241,15 @@ class Sandbox:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
 
+    def runtime_did_not_start(self, message: str) -> None:
+        error = error_body(message, "Runtime.InvalidEntrypoint")
+        with self.lock:
+            ready, current = self.ready_sent, self.current
+        if not ready:
+            self.fail_startup(error)
+        elif current is not None:
+            current.settle("error", error)
+
     def fail_startup(self, error: bytes) -> None:
         with self.lock:
             if self.startup_reported:
@@ -243,9 +266,10 @@ class Sandbox:
             first = not self.ready_sent
             self.ready_sent = True
             self.startup_reported = True
+            handoff = self.handoff
         if first:
             self.localstack.ready()
-        return self.handoff.get()
+        return handoff.get()
 
     def runtime_answered(self, invoke_id: str, outcome: str, body: bytes) -> bool:
         with self.lock:
@@ -282,7 +306,9 @@ class Sandbox:
             running = self.process is not None
         if not running:
             self.start_runtime()  # a previous invocation timed out or crashed the runtime: re-initialise
-        self.handoff.put(invocation)
+        with self.lock:
+            handoff = self.handoff
+        handoff.put(invocation)
         if not invocation.done.wait(self.timeout_s):
             stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             message = f"{stamp} {invocation.id} Task timed out after {self.timeout_s:.2f} seconds"
@@ -297,8 +323,10 @@ class Sandbox:
 
     def drain_handoff(self) -> None:
         """An invocation a dead runtime never picked up must not go to the next one."""
+        with self.lock:
+            handoff = self.handoff
         with contextlib.suppress(queue.Empty):
-            self.handoff.get_nowait()
+            handoff.get_nowait()
 
     def take_log(self, invocation: Invocation) -> str:
         elapsed_ms = (time.monotonic() - invocation.started) * 1000
@@ -308,6 +336,7 @@ class Sandbox:
         while True:
             with self.lock:
                 if not self.unread_output() or time.monotonic() > deadline:
+                    self.flush_partial_line()
                     lines, self.output = self.output, []
                     break
             time.sleep(0.001)
