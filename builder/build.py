@@ -197,7 +197,8 @@ def build_layer(options: BuildOptions, progress: Progress) -> BuildResult:
         return BuildResult(name=name, status="up-to-date", path=published, manifest=manifest)
 
     # The pipeline's own modules (backends, ELF reader, Docker SDK) load only when there is work
-    # to do: a no-op rebuild pays for none of them.
+    # to do: a no-op rebuild pays for none of them (unless its layer was not verified, when
+    # _cached asks whether a checker has become available).
     from concurrent.futures import ThreadPoolExecutor
 
     from builder.audit import highest_glibc

@@ -34,12 +34,13 @@ from typing import Any, Literal, Protocol
 import boto3
 import botocore.config
 import botocore.exceptions
+import docker.errors
 import yaml
 
 from builder import container, runtimes
 from builder.build import DEFAULT_OUT, TREE_DIR, BuildOptions, build_layer
 from builder.errors import EnvironmentProblem, InvalidLayer, LambdakitError, UsageError
-from builder.layout import LIB_DIR, PYTHON_DIR, namespace_portions
+from builder.layout import LIB_DIR, PYTHON_DIR, import_entries, namespace_portion
 from builder.progress import Progress, run_streamed
 from builder.runtimes import Target
 from builder.validate import ValidationReport, function_tree, validate_tree
@@ -56,6 +57,8 @@ BUILD_TIMEOUT_S = 1800
 DEPLOY_TIMEOUT_S = 1800
 PROBE_TIMEOUT_S = 3.0
 FUNCTION_ACTIVE_TIMEOUT_S = 120.0
+# An idle function on AWS becomes Inactive and is started again on its next invocation.
+RUNNABLE_STATES = frozenset({"Active", "Inactive"})
 # Dummy credentials LocalStack accepts; real ones must never reach it by accident.
 LOCALSTACK_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 LOCALSTACK_REGION = "us-east-1"
@@ -94,7 +97,12 @@ class LocalStackInfo:
     def describe(self) -> str:
         layers = "applies layers" if self.applies_layers else "does not apply layers"
         api = "emulates HTTP APIs" if self.http_api else "no HTTP API emulation"
-        where = "in Docker" if self.in_docker else f"on this host (bridge address {self.bridge_address})"
+        if self.in_docker:
+            where = "in Docker"
+        elif self.bridge_address:
+            where = f"on this host (its functions reach it at {self.bridge_address})"
+        else:
+            where = "on this host (no Docker engine here to tell its functions' address for it)"
         return f"LocalStack {self.version} {self.edition} at {self.url}, {where}: {layers}, {api}"
 
     def to_dict(self) -> dict[str, object]:
@@ -113,7 +121,7 @@ def bridge_address() -> str | None:
     """This host's address on Docker's default bridge; None without a local Docker engine."""
     try:
         return container.default_bridge(container.connect()).address
-    except EnvironmentProblem:
+    except (EnvironmentProblem, docker.errors.DockerException):
         return None
 
 
@@ -404,8 +412,9 @@ def db_parameters(
     parameters given on the command line; the database settings checked."""
     parameters = dict(environment.parameters)
     if localstack is not None and not localstack.in_docker:
+        # Its Lambda containers are on Docker's default bridge, where this host has this address;
+        # without a Docker engine to ask, samconfig's value stays (deploy's notes say so).
         if localstack.bridge_address:
-            # Its Lambda containers are on Docker's default bridge, where this host has this address.
             parameters[DB_HOST_PARAM] = localstack.bridge_address
     elif localstack is not None and (service := compose_db_service(project / "docker-compose.yml")):
         # Lambda containers on the compose network reach the database by its service name.
@@ -489,6 +498,12 @@ def plan_deploy(
             )
         if not localstack.http_api:
             notes.append("LocalStack has no HTTP API emulation: the API is reached by invoking its function")
+        if not localstack.in_docker and not localstack.bridge_address:
+            notes.append(
+                f"LocalStack runs on this host but no Docker engine answers here: {DB_HOST_PARAM} stays "
+                f"{parameters.get(DB_HOST_PARAM)!r} (pass --parameter {DB_HOST_PARAM}=... if its functions "
+                "cannot reach that)"
+            )
     elif options.no_execute_changeset:
         argv.append("--no-execute-changeset")
         notes.append("--no-execute-changeset: the change set is created for review and not executed")
@@ -585,29 +600,32 @@ def _copy_files(source: Path, dest: Path, root: Path) -> tuple[int, list[str]]:
 def _merge_import_path(source: Path, dest: Path, root: Path, *, skip: Path | None) -> tuple[int, list[str]]:
     """Add a layer's sys.path entry to the package's as Python sees the two together.
 
-    A top-level module or regular package the function has shadows the layer's WHOLE
-    copy (Python never looks inside the layer's psycopg2/ once /var/task/psycopg2/
-    is found), so it is kept as is and nothing of the layer's is mixed into it.
-    Only namespace packages (no __init__.py on either side) combine.
+    A top-level module or regular package the function has hides the layer's WHOLE copy,
+    whatever its file names (Python never looks inside the layer's psycopg2/ once
+    /var/task/psycopg2/ is found; the function's foo.py hides the layer's foo/), so it is
+    kept as is and nothing of the layer's is mixed into it. Namespace packages combine.
     """
     copied, kept = 0, []
-    for entry in sorted(source.iterdir()):
-        if entry == skip:
+    own = import_entries(dest) if dest.is_dir() else {}
+    for key, entries in import_entries(source).items():
+        entries = [entry for entry in entries if entry != skip]
+        mine = own.get(key, [])
+        if mine and not namespace_portion(mine):
+            if not all((dest / e.name).exists() and _identical(e, dest / e.name) for e in entries):
+                kept += [str(path.relative_to(root)) for path in mine]
             continue
-        out = dest / entry.name
-        if not (out.exists() or out.is_symlink()):
-            if entry.is_dir() and not entry.is_symlink():
+        for entry in entries:
+            out = dest / entry.name
+            if out.is_dir() and entry.is_dir() and not entry.is_symlink():
+                n, k = _merge_import_path(entry, out, root, skip=None)
+                copied, kept = copied + n, kept + k
+            elif entry.is_dir() and not entry.is_symlink():
                 shutil.copytree(entry, out, symlinks=True)
                 copied += sum(len(files) for _, _, files in os.walk(out))
             else:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(entry, out, follow_symlinks=False)
                 copied += 1
-        elif namespace_portions(entry, out):
-            n, k = _merge_import_path(entry, out, root, skip=None)
-            copied, kept = copied + n, kept + k
-        elif not _identical(entry, out):
-            kept.append(str(out.relative_to(root)))
     return copied, kept
 
 
@@ -723,7 +741,7 @@ class DeployResult:
     def ok(self) -> bool:
         if "ROLLBACK" in self.stack_status or "FAILED" in self.stack_status:
             return False
-        if any(state != "Active" for state in self.function_states.values()):
+        if any(state not in RUNNABLE_STATES for state in self.function_states.values()):
             return False
         # A new stack whose change set was only created waits for review.
         return self.stack_status.endswith("_COMPLETE") or self.stack_status == "REVIEW_IN_PROGRESS"
@@ -924,7 +942,8 @@ def deploy(
 def function_states(
     client: Clients, stack_name: str, app: AppTemplate, *, timeout_s: float = FUNCTION_ACTIVE_TIMEOUT_S
 ) -> dict[str, str]:
-    """Each function's state once it has left Pending: "Active", or "Failed: <the target's reason>".
+    """Each function's state once it has left Pending: "Active" (or "Inactive": idle on AWS), else
+    what is wrong: "Failed: <the target's reason>", a failed last update, or still Pending.
 
     A stack can be complete while a function cannot run: LocalStack marks a
     function Failed when its runtime image cannot be had for its architecture.
@@ -948,6 +967,11 @@ def function_states(
                 f"cannot read the state of {function.logical_id}: {err}", step="functions"
             ) from err
         state = str(config.get("State", "Active"))  # functions created before states existed have none
-        reason = config.get("StateReason")
-        states[function.logical_id] = f"{state}: {reason}" if state != "Active" and reason else state
+        if state == "Pending":
+            state = f"Pending after {timeout_s:g}s"
+        elif state not in RUNNABLE_STATES and config.get("StateReason"):
+            state = f"{state}: {config['StateReason']}"
+        elif config.get("LastUpdateStatus") == "Failed":
+            state = f"update failed: {config.get('LastUpdateStatusReason', 'no reason given')}"
+        states[function.logical_id] = state
     return states

@@ -13,7 +13,7 @@ import click
 from builder.deploy import DEFAULT_LOCALSTACK_URL, TARGETS, DeployOptions, DeployResult, deploy
 from builder.doctor import doctor
 from builder.e2e import E2EResult, e2e
-from builder.errors import EXIT_INVALID, EXIT_OK
+from builder.errors import EXIT_INVALID, EXIT_NOT_VERIFIED, EXIT_OK
 from builder.progress import Progress, Silent
 from builder.render import TerminalProgress, emit_json, user_errors
 
@@ -150,7 +150,10 @@ def deploy_command(
         emit_json(result.to_dict())
     else:
         _render_deploy(result)
-    sys.exit(EXIT_OK if result.ok else EXIT_INVALID)
+    if not result.ok:
+        sys.exit(EXIT_INVALID)
+    # Deployed, but what runs was not checked: never the exit code of a checked deploy.
+    sys.exit(EXIT_NOT_VERIFIED if "skipped" in result.functions.values() else EXIT_OK)
 
 
 def _render_deploy(result: DeployResult) -> None:

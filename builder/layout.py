@@ -87,26 +87,58 @@ def top_level_modules(root: Path, target: Target) -> list[str]:
     return sorted(names)
 
 
-def namespace_portions(a: Path, b: Path) -> bool:
-    """Both are portions of one namespace package (PEP 420: no __init__.py), which Python
-    combines across sys.path entries; any other module or package is found whole in one entry."""
-    return all(p.is_dir() and not p.is_symlink() and not (p / "__init__.py").exists() for p in (a, b))
+def import_key(entry: Path) -> str:
+    """What Python finds an entry of a sys.path directory as: its top-level name for a package,
+    namespace portion or module (foo/, foo.py, foo.cpython-312-x86_64-linux-gnu.so and foo.abi3.so
+    are all "foo"), its distribution for a .dist-info, else the entry's own name."""
+    name = entry.name
+    if name.endswith(".dist-info"):
+        return "dist-info:" + name.split("-", 1)[0].lower().replace("_", "-").replace(".", "-")
+    if entry.is_dir():
+        return name
+    stem = name.split(".", 1)[0]
+    if stem.isidentifier() and name.endswith((".py", ".so")):
+        return stem
+    return name
 
 
-def remove_shadowed(upper: Path, lower: Path) -> None:
-    """Remove from the sys.path directory `lower` what `upper`, earlier on sys.path, shadows.
+def import_entries(directory: Path) -> dict[str, list[Path]]:
+    found: dict[str, list[Path]] = {}
+    for entry in sorted(directory.iterdir()):
+        found.setdefault(import_key(entry), []).append(entry)
+    return found
 
-    Python takes a top-level module or regular package from the first entry that has
-    it and never looks into a later one's copy: /var/task/psycopg2/ hides a layer's
-    whole /opt/python/psycopg2/, not file by file.
+
+def namespace_portion(entries: list[Path]) -> bool:
+    """Only directories without __init__.py (PEP 420): Python goes on looking in later sys.path
+    entries, and any regular package or module found there wins over them."""
+    return all(e.is_dir() and not e.is_symlink() and not (e / "__init__.py").exists() for e in entries)
+
+
+def apply_shadowing(upper: Path, lower: Path) -> set[Path]:
+    """Make the sys.path directory `lower` hold only what Python still finds in it with `upper`
+    earlier on sys.path, and return what of `upper` is hidden by `lower` in turn.
+
+    A regular package or module in `upper` hides `lower`'s whole copy, whatever its file
+    names (/var/task/psycopg2/ hides /opt/python/psycopg2/; foo.py hides foo/). A namespace
+    portion in `upper` is hidden by a regular package or module in `lower`; two namespace
+    portions combine, name by name. Copy `upper` over `lower` without what is returned.
     """
-    for entry in upper.iterdir():
-        hidden = lower / entry.name
-        if not (hidden.exists() or hidden.is_symlink()):
+    hidden_in_upper: set[Path] = set()
+    lower_entries = import_entries(lower)
+    for key, entries in import_entries(upper).items():
+        found = lower_entries.get(key)
+        if not found:
             continue
-        if namespace_portions(entry, hidden):
-            remove_shadowed(entry, hidden)
-        elif hidden.is_dir() and not hidden.is_symlink():
-            shutil.rmtree(hidden)
+        if not namespace_portion(entries):
+            for path in found:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+        elif not namespace_portion(found):
+            hidden_in_upper.update(entries)
         else:
-            hidden.unlink()
+            for entry in entries:
+                hidden_in_upper |= apply_shadowing(entry, lower / entry.name)
+    return hidden_in_upper

@@ -17,6 +17,7 @@ What this proves and what it does not is in the init's docstring and the README.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import urllib.error
@@ -42,6 +43,8 @@ REGISTRY_TIMEOUT_S = 30
 
 _MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 _MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+# An engine with the containerd image store pushes OCI manifests.
+_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,12 +145,14 @@ def _registry_request(registry: str, path: str, *, method: str = "GET", body: by
 def _put_manifest_list(registry: str, runtime: str, pushed: list[tuple[str, str]]) -> None:
     entries = []
     for arch, tag in pushed:
-        body, headers = _registry_request(registry, f"manifests/{tag}", headers={"Accept": _MANIFEST})
+        accept = {"Accept": f"{_MANIFEST}, {_OCI_MANIFEST}"}
+        body, headers = _registry_request(registry, f"manifests/{tag}", headers=accept)
+        digest = headers.get("Docker-Content-Digest") or f"sha256:{hashlib.sha256(body).hexdigest()}"
         platform = target(runtime, arch).arch.docker_platform.split("/")
         entry = {
-            "mediaType": _MANIFEST,
+            "mediaType": headers.get("Content-Type", _MANIFEST).split(";")[0],
             "size": len(body),
-            "digest": headers["Docker-Content-Digest"],
+            "digest": digest,
             "platform": {"os": platform[0], "architecture": platform[1]},
         }
         if platform[1] == "arm64":

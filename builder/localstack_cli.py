@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from builder import container, localstack, runtimes, standin
+from builder.errors import EnvironmentProblem
 from builder.render import TerminalProgress, emit_json, user_errors
 
 
@@ -72,6 +73,12 @@ def standins_command(
                 click.secho(f"skipped  {outcome.image}: {outcome.detail}", fg="yellow", err=True)
         init = localstack.install_init(filesystem_root)
         served = localstack.publish_runtime_images(registry, runtimes.runtime_names(), progress)
+        if not served:
+            raise EnvironmentProblem(
+                "no runtime image (official or stand-in) is present to serve: every function would fail",
+                hint="see the skipped lines above; lambdakit images build-standins builds them",
+                step="registry",
+            )
     settings = localstack.settings(registry)
     if json_output:
         rows = [asdict(row) for row in served]

@@ -57,7 +57,7 @@ def read_requirements(path: Path) -> RequirementSet:
     requirements: list[str] = []
     options: list[str] = []
     _read(path, texts, requirements, options, seen=set())
-    if not any(not line.startswith("-") for _, text in texts for line in _logical_lines(text)):
+    if not requirements:
         raise UsageError(
             f"{path} lists no requirements", hint="add at least one package, e.g. psycopg2-binary"
         )

@@ -16,7 +16,7 @@ from builder.audit import audit_tree
 from builder.audit.dependencies import check_dependencies
 from builder.build import DEFAULT_OUT, MANIFEST, TREE_DIR
 from builder.errors import UsageError
-from builder.layout import PYTHON_DIR, remove_shadowed, top_level_modules
+from builder.layout import PYTHON_DIR, apply_shadowing, top_level_modules
 from builder.problems import Problem, Severity, errors
 from builder.runtimes import Target
 from builder.verify import ImportCheck, ImportCheckChoice, check_imports
@@ -164,7 +164,14 @@ def function_tree(package: Path, layers: Sequence[Path]) -> Iterator[Path]:
         for layer in layers:
             with layer_tree(layer) as (tree, _):
                 shutil.copytree(tree, view, dirs_exist_ok=True, copy_function=_link_or_copy)
+        hidden: set[Path] = set()
         if (view / PYTHON_DIR).is_dir():
-            remove_shadowed(package, view / PYTHON_DIR)
-        shutil.copytree(package, view / PYTHON_DIR, dirs_exist_ok=True, copy_function=_link_or_copy)
+            hidden = apply_shadowing(package, view / PYTHON_DIR)
+        shutil.copytree(
+            package,
+            view / PYTHON_DIR,
+            dirs_exist_ok=True,
+            copy_function=_link_or_copy,
+            ignore=lambda directory, names: {n for n in names if Path(directory) / n in hidden},
+        )
         yield view

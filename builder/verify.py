@@ -129,7 +129,8 @@ class LocalInterpreter:
         with tempfile.TemporaryDirectory(prefix="lambdakit-import-") as scratch:
             out = Path(scratch) / "result.json"
             # -I: ignore PYTHON* env and user site; -S: no site-packages of the host.
-            argv = [str(interpreter), "-I", "-S", "-c", IMPORT_SCRIPT, str(out), paths, *modules]
+            # -B: importing must not write __pycache__ into the tree being zipped at the same time.
+            argv = [str(interpreter), "-I", "-S", "-B", "-c", IMPORT_SCRIPT, str(out), paths, *modules]
             try:
                 proc = subprocess.run(
                     argv, cwd=scratch, env=env, capture_output=True, text=True, timeout=IMPORT_TIMEOUT_S

@@ -148,6 +148,10 @@ start() {
   local standins=$1
   if answers; then
     if ours; then
+      if [ "$standins" -eq 1 ] && [ ! -f "$state/standins.env" ]; then
+        say "already running on port $port without the Lambda stand-ins; stop it first (scripts/localstack.sh stop)"
+        return 2
+      fi
       say "already running on port $port (pid $(cat "$state/pid"))"
       return 0
     fi
@@ -210,10 +214,11 @@ stop_group() {
 # those whose runtime endpoint names its port.
 remove_lambda_containers() {
   command -v docker >/dev/null 2>&1 || return 0
-  local id
+  local id env
   for id in $(docker ps -aq --filter name=localstack-main-lambda- 2>/dev/null); do
-    if docker inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$id" 2>/dev/null |
-      grep -q "^LOCALSTACK_RUNTIME_ENDPOINT=http://[^/]*:$port/"; then
+    # Read whole, not piped into grep -q: under pipefail an early exit of grep fails the pipe.
+    env=$(docker inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$id" 2>/dev/null || true)
+    if [[ $env =~ LOCALSTACK_RUNTIME_ENDPOINT=http://[^/]*:$port/ ]]; then
       docker rm -f "$id" >/dev/null 2>&1 || true
     fi
   done

@@ -66,6 +66,9 @@ def test_missing_and_empty_files(tmp_path):
         read_requirements(tmp_path / "nope.txt")
     with pytest.raises(UsageError, match="lists no requirements"):
         read_requirements(_write(tmp_path / "empty.txt", "# nothing\n--index-url https://example.invalid\n"))
+    _write(tmp_path / "pins.txt", "six==1.16.0\n")
+    with pytest.raises(UsageError, match="lists no requirements"):  # constraints ask for nothing
+        read_requirements(_write(tmp_path / "only-constraints.txt", "-c pins.txt\n"))
 
 
 def test_a_pylock_file_gives_its_package_names(tmp_path):

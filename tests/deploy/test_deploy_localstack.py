@@ -384,7 +384,8 @@ def test_the_seeds_broken_worker_deployed_unchecked_fails_with_the_seeds_error(
     aws: Aws,
 ) -> None:
     deployed = lambdakit(*deploy_args(localstack, seed_project, pg), "--unsafe-skip-validation")
-    assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
+    # Deployed, but unchecked: exit 3, "not verified", never the 0 of a checked deploy.
+    assert deployed.returncode == 3, deployed.stdout[-3000:] + deployed.stderr[-3000:]
     document = json.loads(deployed.stdout)
     assert document["functions"] == {"ApiFunction": "skipped", "WorkerFunction": "skipped"}
     assert any("--unsafe-skip-validation" in note for note in document["plan"]["notes"])

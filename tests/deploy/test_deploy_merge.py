@@ -146,3 +146,18 @@ def test_validation_sees_a_shipped_package_hide_the_layers_copy(project: Path) -
     assert "No module named 'dep2.extra'" in str(report.imports.modules["dep2"])
     # The layer's other packages stay visible.
     assert report.imports.modules["dep"] is None
+
+
+def test_a_module_the_function_ships_hides_a_layer_package_of_the_same_name(project: Path) -> None:
+    """/var/task/dep.py is found before /opt/python/dep/: file names differ, the import name does not."""
+    build = sam_build_output(project)
+    write(build / "WorkerFunction/dep.py", "raise ImportError('the function shipped a broken dep')\n")
+    app = read_template(project / "template.yaml")
+    worker = app.functions[1]
+
+    report = validate_function(app, worker, build, merged=False)
+    assert "the function shipped a broken dep" in str(report.imports.modules["dep"])
+
+    records = merge_layers(app, build, project)
+    assert not (build / "WorkerFunction/dep").exists()
+    assert "WorkerFunction/dep.py" in records[1].kept
