@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Literal
 from builder import DATA_DIR, __version__
 from builder.errors import EnvironmentProblem, InvalidLayer, UsageError
 from builder.layout import PYTHON_DIR
-from builder.package import MANIFEST_SCHEMA, cache_key, read_manifest, write_zip, zip_matches
+from builder.package import MANIFEST_SCHEMA, cache_key, read_manifest, write_zip, zip_matches, zip_stamp
 from builder.progress import Progress
 from builder.requirements import read_requirements
 from builder.runtimes import Target
@@ -278,7 +278,11 @@ def build_layer(options: BuildOptions, progress: Progress) -> BuildResult:
                 "packages": resolved.distributions,
                 "sizes": {"unzipped": packaged.unzipped_bytes, "zipped": packaged.zipped_bytes},
                 "slim": {"removed_files": len(slimmed.removed), "bytes_saved": slimmed.bytes_saved},
-                "zip": {"file": packaged.zip_path.name, "sha256": packaged.zip_sha256},
+                "zip": {
+                    "file": packaged.zip_path.name,
+                    "sha256": packaged.zip_sha256,
+                    **zip_stamp(packaged.zip_path),
+                },
                 "validation": validation,
                 "files": packaged.files,
             }

@@ -120,5 +120,19 @@ def read_manifest(path: Path) -> dict[str, object] | None:
     return data if isinstance(data, dict) and data.get("schema") == MANIFEST_SCHEMA else None
 
 
+def zip_stamp(zip_path: Path) -> dict[str, int]:
+    """The zip's size and modification time, recorded beside its sha256 when it is published."""
+    info = zip_path.stat()
+    return {"bytes": info.st_size, "mtime_ns": info.st_mtime_ns}
+
+
 def zip_matches(manifest: dict[str, object], zip_path: Path) -> bool:
-    return zip_path.is_file() and manifest.get("zip", {}).get("sha256") == _sha256_file(zip_path)  # type: ignore[union-attr]
+    """Whether the published zip is still the one the manifest describes: its size and time
+    first (a no-op rebuild stays fast), its full sha256 when those differ or were not recorded."""
+    recorded = manifest.get("zip")
+    if not isinstance(recorded, dict) or not zip_path.is_file():
+        return False
+    stamp = zip_stamp(zip_path)
+    if all(recorded.get(key) == value for key, value in stamp.items()):
+        return True
+    return recorded.get("sha256") == _sha256_file(zip_path)

@@ -4,7 +4,7 @@ import zipfile
 
 import pytest
 
-from builder.package import cache_key, write_zip
+from builder.package import cache_key, write_zip, zip_matches, zip_stamp
 
 
 def _tree(root, mtime):
@@ -69,3 +69,21 @@ def test_cache_key_changes_with_each_input():
     ]
     keys = {cache_key(**base)} | {cache_key(**{**base, field: value}) for field, value in variants}
     assert len(keys) == len(variants) + 1
+
+
+def test_a_published_zip_is_trusted_by_size_and_time_and_rehashed_when_they_change(tmp_path):
+    tree = tmp_path / "tree"
+    (tree / "python").mkdir(parents=True)
+    (tree / "python" / "m.py").write_text("X = 1\n")
+    packaged = write_zip(tree, tmp_path / "l.zip")
+    manifest = {"zip": {"sha256": packaged.zip_sha256, **zip_stamp(packaged.zip_path)}}
+    assert zip_matches(manifest, packaged.zip_path)
+
+    # Same bytes, new time (copied back, touched): the full hash settles it.
+    os.utime(packaged.zip_path, ns=(1, 1))
+    assert zip_matches(manifest, packaged.zip_path)
+    # Other bytes: not the published layer any more.
+    packaged.zip_path.write_bytes(packaged.zip_path.read_bytes() + b"\0")
+    assert not zip_matches(manifest, packaged.zip_path)
+    packaged.zip_path.unlink()
+    assert not zip_matches(manifest, packaged.zip_path)
