@@ -300,16 +300,22 @@ def validate_command(
     with user_errors(json_output):
         target = runtimes.target(runtime, arch)
         if is_function:
-            with function_tree(path, layers) as tree:
-                report = validate_tree(tree, target, import_check=import_check)  # type: ignore[arg-type]
+            with function_tree(path, layers) as source:
+                report = validate_tree(
+                    source.tree,
+                    target,
+                    extra=source.problems,
+                    import_check=import_check,  # type: ignore[arg-type]
+                )
         else:
             if layers:
                 raise UsageError("--layer goes with --function", hint="validate each layer on its own")
-            with layer_tree(path) as (tree, zipped_bytes):
+            with layer_tree(path) as source:
                 report = validate_tree(
-                    tree,
+                    source.tree,
                     target,
-                    zipped_bytes=zipped_bytes,
+                    zipped_bytes=source.zipped_bytes,
+                    extra=source.problems,
                     import_check=import_check,  # type: ignore[arg-type]
                     # Alone, a layer may lean on the function or another layer: --function judges that.
                     missing_dependency="warning",

@@ -681,8 +681,8 @@ def validate_function(
     """The function package as the target will run it: with its layers where they are applied,
     alone where their content was merged in (which proves the package carries it)."""
     layers = [] if merged else [build_dir / layer_id for layer_id in function.layers]
-    with function_tree(build_dir / function.logical_id, layers) as tree:
-        return validate_tree(tree, app.target)
+    with function_tree(build_dir / function.logical_id, layers) as source:
+        return validate_tree(source.tree, app.target, extra=source.problems)
 
 
 # --- run --------------------------------------------------------------------------------------------

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from builder.audit import audit_tree
+from builder.audit.checks import UNZIPPED_LIMIT
 from builder.audit.dependencies import check_dependencies
 from builder.build import DEFAULT_OUT, MANIFEST, TREE_DIR
 from builder.errors import UsageError
@@ -101,17 +104,23 @@ def validate_tree(
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class LayerSource:
+    """What to validate: the unpacked tree, the zip's size when it came zipped, and what
+    unpacking it found wrong (then the tree holds nothing, and the verdict is invalid)."""
+
+    tree: Path
+    zipped_bytes: int | None = None
+    problems: tuple[Problem, ...] = ()
+
+
 @contextmanager
-def layer_tree(path: Path) -> Iterator[tuple[Path, int | None]]:
+def layer_tree(path: Path) -> Iterator[LayerSource]:
     """The directory to audit for a layer given as a directory, a zip, or a build output."""
     if path.is_file() and zipfile.is_zipfile(path):
         with tempfile.TemporaryDirectory(prefix="lambdakit-validate-") as scratch:
-            with zipfile.ZipFile(path) as archive:
-                for member in archive.namelist():
-                    if member.startswith("/") or ".." in Path(member).parts:
-                        raise UsageError(f"{path} holds an unsafe path {member!r}", hint="rebuild the zip")
-                archive.extractall(scratch)
-            yield Path(scratch), path.stat().st_size
+            problems = extract_layer_zip(path, Path(scratch))
+            yield LayerSource(tree=Path(scratch), zipped_bytes=path.stat().st_size, problems=tuple(problems))
         return
     if not path.is_dir():
         raise UsageError(
@@ -122,7 +131,7 @@ def layer_tree(path: Path) -> Iterator[tuple[Path, int | None]]:
     built = path / TREE_DIR
     if (path / MANIFEST).is_file() and built.is_dir():
         zips = sorted(path.glob("*.zip"))
-        yield built, (zips[0].stat().st_size if zips else None)
+        yield LayerSource(tree=built, zipped_bytes=zips[0].stat().st_size if zips else None)
         return
     if (path / "requirements.txt").is_file() and not (path / PYTHON_DIR).exists():
         output = DEFAULT_OUT / path.resolve().name
@@ -134,7 +143,112 @@ def layer_tree(path: Path) -> Iterator[tuple[Path, int | None]]:
             f"{path} is a layer's source folder and it has not been built yet",
             hint=f"run: lambdakit build-layer {path.resolve().name}",
         )
-    yield path, None
+    yield LayerSource(tree=path)
+
+
+def extract_layer_zip(path: Path, dest: Path) -> list[Problem]:
+    """Unpack a layer zip as Lambda would, refusing what would harm this machine or mislead the audit.
+
+    Sizes are read from the central directory first, so a zip bomb is refused without
+    writing it; what is written is counted too, in case the directory lies. Nothing is
+    written outside dest; symbolic links stay links (Lambda keeps them) if they stay inside.
+    Returns the problems found; with any of them, dest is left empty.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            problems = _archive_problems(members)
+            if problems:
+                return problems
+            _extract(archive, members, dest)
+    except _ArchiveError as err:
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir()
+        return [_bad_archive(err.member, str(err))]
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as err:
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir()
+        return [_bad_archive("", f"the zip cannot be read: {err}")]
+    if not any(dest.iterdir()):
+        return [
+            Problem(
+                code="bad-layout",
+                path=".",
+                message="the layer holds no files: nothing for the runtime to load",
+                hint="build it again; a layer zip holds python/...",
+            )
+        ]
+    return []
+
+
+class _ArchiveError(Exception):
+    def __init__(self, member: str, message: str) -> None:
+        super().__init__(message)
+        self.member = member
+
+
+def _bad_archive(member: str, message: str) -> Problem:
+    return Problem(
+        code="bad-archive",
+        path=member or ".",
+        message=message,
+        hint="rebuild the zip with lambdakit build-layer (deterministic, checked) or a plain zip tool",
+    )
+
+
+def _archive_problems(members: list[zipfile.ZipInfo]) -> list[Problem]:
+    problems = []
+    seen: set[str] = set()
+    declared = 0
+    for info in members:
+        name = info.filename
+        if name.startswith("/") or ".." in Path(name).parts:
+            problems.append(_bad_archive(name, f"{name!r} would be written outside the layer's folder"))
+        if name in seen:
+            problems.append(
+                _bad_archive(name, f"{name!r} is in the zip twice: extractors disagree on which copy wins")
+            )
+        seen.add(name)
+        if info.flag_bits & 0x1:
+            problems.append(_bad_archive(name, f"{name!r} is encrypted: Lambda cannot unpack it"))
+        declared += info.file_size
+    if declared > UNZIPPED_LIMIT:
+        problems.append(
+            Problem(
+                code="size-limit",
+                path=".",
+                message=f"the zip declares {declared} bytes unpacked, over Lambda's {UNZIPPED_LIMIT}; "
+                "it was not unpacked",
+                hint="leave out what the function does not import, or deploy a container image",
+            )
+        )
+    return problems
+
+
+def _extract(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], dest: Path) -> None:
+    written = 0
+    for info in members:
+        target = dest / info.filename
+        mode = info.external_attr >> 16
+        if info.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if stat.S_ISLNK(mode):
+            link = archive.read(info).decode(errors="replace")
+            inside = (target.parent / link).resolve().is_relative_to(dest.resolve())
+            if os.path.isabs(link) or not inside:
+                raise _ArchiveError(info.filename, f"{info.filename!r} links to {link!r}, outside the layer")
+            target.symlink_to(link)
+            continue
+        with archive.open(info) as source, target.open("wb") as out:
+            while chunk := source.read(1 << 20):
+                written += len(chunk)
+                if written > UNZIPPED_LIMIT:
+                    raise _ArchiveError(info.filename, "the zip unpacks to more than its directory says")
+                out.write(chunk)
+        if mode & 0o111:
+            target.chmod(0o755)
 
 
 def _link_or_copy(source: str, dest: str) -> None:
@@ -148,7 +262,7 @@ def _link_or_copy(source: str, dest: str) -> None:
 
 
 @contextmanager
-def function_tree(package: Path, layers: Sequence[Path]) -> Iterator[Path]:
+def function_tree(package: Path, layers: Sequence[Path]) -> Iterator[LayerSource]:
     """A layer-shaped view of a function package and the layers it uses.
 
     Lambda extracts the layers into /opt in order, a later one's files replacing an
@@ -161,9 +275,11 @@ def function_tree(package: Path, layers: Sequence[Path]) -> Iterator[Path]:
         )
     with tempfile.TemporaryDirectory(prefix="lambdakit-function-") as scratch:
         view = Path(scratch)
+        problems: list[Problem] = []
         for layer in layers:
-            with layer_tree(layer) as (tree, _):
-                shutil.copytree(tree, view, dirs_exist_ok=True, copy_function=_link_or_copy)
+            with layer_tree(layer) as source:
+                shutil.copytree(source.tree, view, dirs_exist_ok=True, copy_function=_link_or_copy)
+                problems += source.problems
         hidden: set[Path] = set()
         if (view / PYTHON_DIR).is_dir():
             hidden = apply_shadowing(package, view / PYTHON_DIR)
@@ -174,4 +290,4 @@ def function_tree(package: Path, layers: Sequence[Path]) -> Iterator[Path]:
             copy_function=_link_or_copy,
             ignore=lambda directory, names: {n for n in names if Path(directory) / n in hidden},
         )
-        yield view
+        yield LayerSource(tree=view, problems=tuple(problems))

@@ -1,0 +1,129 @@
+"""validate on crafted layer zips: each is refused as invalid with its reason, nothing written outside.
+
+Every zip is made here by the test (no binary committed). These are the
+archives a hostile or broken build produces: members twice, encrypted
+members, a damaged deflate stream, a bomb, links and paths leading out, an
+empty archive.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from builder.cli import cli
+
+MODULE = "python/mod.py"
+
+
+def _validate(path: Path) -> tuple[int, dict]:
+    argv = ["validate", str(path), "--runtime", "python3.12", "--json", "--import-check", "interpreter"]
+    result = CliRunner().invoke(cli, argv)
+    assert "Traceback" not in result.output
+    return result.exit_code, json.loads(result.output)
+
+
+def _codes(report: dict) -> list[tuple[str, str]]:
+    return [(p["code"], p["path"]) for p in report["problems"]]
+
+
+def test_a_sound_zip_is_valid(tmp_path: Path) -> None:
+    path = tmp_path / "ok.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(MODULE, "X = 1\n")
+    assert _validate(path)[0] == 0
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name")  # zipfile warns while the test makes the zip
+def test_a_member_twice(tmp_path: Path) -> None:
+    path = tmp_path / "twice.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(MODULE, "X = 1\n")
+        archive.writestr(MODULE, "X = 2\n")
+    code, report = _validate(path)
+    assert code == 1 and ("bad-archive", MODULE) in _codes(report)
+    assert "twice" in report["problems"][0]["message"]
+
+
+def test_an_encrypted_member(tmp_path: Path) -> None:
+    path = tmp_path / "encrypted.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(MODULE, "X = 1\n")
+    # Mark the member encrypted (general purpose flag bit 0), in its local header and in the
+    # central directory, as a password-protected zip's members are.
+    data = bytearray(path.read_bytes())
+    for signature, flag_offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        data[data.index(signature) + flag_offset] |= 0x1
+    path.write_bytes(bytes(data))
+    code, report = _validate(path)
+    assert code == 1 and ("bad-archive", MODULE) in _codes(report)
+
+
+def test_a_damaged_deflate_stream(tmp_path: Path) -> None:
+    path = tmp_path / "damaged.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(MODULE, "X = 1\n" * 2000)
+    data = bytearray(path.read_bytes())
+    start = data.index(b"mod.py") + len("mod.py")  # the member's data follows its local header
+    for offset in range(start + 10, start + 40):
+        data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+    code, report = _validate(path)
+    assert code == 1 and [c for c, _ in _codes(report)] == ["bad-archive"]
+    assert report["imports"]["status"] == "not-verified"  # nothing was left to import
+
+
+def test_a_zip_bomb_is_refused_from_its_directory_without_unpacking(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.zip"
+    zeros = b"\0" * (1 << 20)
+    info = zipfile.ZipInfo("python/zeros.bin")
+    info.compress_type = zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(path, "w") as archive, archive.open(info, "w") as member:
+        for _ in range(300):  # 300 MB of zeros, a few hundred KB zipped
+            member.write(zeros)
+    assert path.stat().st_size < 2_000_000
+    started = time.monotonic()
+    code, report = _validate(path)
+    assert code == 1
+    (problem,) = report["problems"]
+    assert problem["code"] == "size-limit" and "it was not unpacked" in problem["message"]
+    assert time.monotonic() - started < 30  # far less than unpacking 300 MB would take; a generous bound
+
+
+def test_paths_and_links_leading_outside(tmp_path: Path) -> None:
+    for member, link in [("../../escaped.py", None), ("python/evil.py", "../../../../etc/passwd")]:
+        path = tmp_path / "out.zip"
+        with zipfile.ZipFile(path, "w") as archive:
+            info = zipfile.ZipInfo(member)
+            if link is not None:
+                info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            archive.writestr(info, link or "X = 1\n")
+        code, report = _validate(path)
+        assert code == 1 and ("bad-archive", member) in _codes(report), report
+    assert not (tmp_path.parent / "escaped.py").exists()
+
+
+def test_a_link_inside_the_layer_stays_a_link(tmp_path: Path) -> None:
+    """Lambda keeps links: a soname link turned into a text file would be a false missing-library."""
+    path = tmp_path / "link.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(MODULE, "X = 1\n")
+        info = zipfile.ZipInfo("python/alias.py")
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        archive.writestr(info, "mod.py")
+    code, report = _validate(path)
+    assert code == 0, report
+    assert set(report["imports"]["modules"]) == {"alias", "mod"}
+
+
+def test_an_empty_zip_is_invalid_not_unverified(tmp_path: Path) -> None:
+    path = tmp_path / "empty.zip"
+    zipfile.ZipFile(path, "w").close()
+    code, report = _validate(path)
+    assert code == 1 and _codes(report) == [("bad-layout", ".")]
