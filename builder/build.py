@@ -297,8 +297,50 @@ def build_layer(options: BuildOptions, progress: Progress) -> BuildResult:
     )
 
 
+EXPORTS = "exports.json"
+
+
 def export(result: BuildResult, dest: Path, *, function_package: bool) -> None:
-    """Copy the published tree where another tool expects it (SAM's ARTIFACTS_DIR)."""
+    """Copy the published tree where another tool expects it (SAM's ARTIFACTS_DIR), replacing a
+    previous export there whole: a package dropped from the requirements leaves it too.
+
+    The folder must be empty, or hold exactly what lambdakit exported there last (recorded in
+    OUT/.builds/exports.json, never in the folder, which ships as it is); and it may not be
+    inside lambdakit's own output, whose published trees the cache vouches for.
+    """
     source = result.tree / PYTHON_DIR if function_package else result.tree
-    dest.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(source, dest, dirs_exist_ok=True)
+    out = result.path.parent.resolve()
+    target = dest.resolve()
+    if target == out or out in target.parents or target in out.parents:
+        raise UsageError(
+            f"{dest} is inside lambdakit's output {out} (or holds it)",
+            hint="export somewhere else, e.g. SAM's $(ARTIFACTS_DIR)",
+            step="export",
+        )
+    record = out / BUILDS_DIR / EXPORTS
+    exported: dict[str, list[str]] = read_manifest_json(record)
+    try:
+        present = (
+            sorted(p.relative_to(target).as_posix() for p in target.rglob("*")) if target.exists() else []
+        )
+        if present and present != exported.get(str(target)):
+            raise UsageError(
+                f"{dest} is not empty and not a previous export of lambdakit: it is left as it is",
+                hint="export into an empty folder (lambdakit replaces its own exports whole)",
+                step="export",
+            )
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(source, target)
+    except OSError as err:
+        raise EnvironmentProblem(f"cannot export to {dest}: {err}", step="export") from err
+    exported[str(target)] = sorted(p.relative_to(target).as_posix() for p in target.rglob("*"))
+    record.write_text(json.dumps(exported, indent=1, sort_keys=True) + "\n")
+
+
+def read_manifest_json(path: Path) -> dict[str, list[str]]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -86,3 +86,47 @@ def test_sigterm_mid_build_exits_143_and_keeps_the_previous_layer(tmp_path):
     assert os.readlink(published) == link
     assert (published / "x.zip").read_bytes() == zip_bytes
     assert not list((out / ".builds").glob(".staging-*"))
+
+
+def test_export_replaces_its_own_previous_export_whole(tmp_path):
+    out, dest = tmp_path / "out", tmp_path / "artifacts"
+    both = _requirements(tmp_path, "six==1.16.0\nidna==3.10")
+    assert _build("deps", both, out, "--export", str(dest)).exit_code == 0
+    assert (dest / "python" / "six.py").is_file() and (dest / "python" / "idna").is_dir()
+    one = _requirements(tmp_path, "six==1.16.0")
+    assert _build("deps", one, out, "--export", str(dest)).exit_code == 0
+    assert (dest / "python" / "six.py").is_file()
+    assert not (dest / "python" / "idna").exists()  # dropped from the requirements, gone from the export
+
+
+def test_export_leaves_a_folder_it_did_not_make_as_it_is(tmp_path):
+    dest = tmp_path / "mine"
+    (dest / "python").mkdir(parents=True)
+    (dest / "python" / "precious.py").write_text("keep\n")
+    result = _build(
+        "deps", _requirements(tmp_path, "six==1.16.0"), tmp_path / "out", "--export", str(dest), "--json"
+    )
+    assert result.exit_code == 2
+    assert "not a previous export of lambdakit" in json.loads(result.output)["message"]
+    assert sorted(p.name for p in (dest / "python").iterdir()) == ["precious.py"]
+
+
+@pytest.mark.parametrize("where", ["out", "out/deps", "out/deps/tree", "out/.builds"])
+def test_export_refuses_lambdakits_own_output(tmp_path, where):
+    out = tmp_path / "out"
+    requirements = _requirements(tmp_path, "six==1.16.0")
+    assert _build("deps", requirements, out).exit_code == 0
+    zip_before = (out / "deps" / "deps.zip").read_bytes()
+    result = _build("deps", requirements, out, "--export", str(tmp_path / where), "--json")
+    assert result.exit_code == 2 and "inside lambdakit's output" in json.loads(result.output)["message"]
+    assert (out / "deps" / "deps.zip").read_bytes() == zip_before
+    assert (out / "deps" / "tree" / "python" / "six.py").is_file()
+
+
+def test_export_under_a_file_is_an_environment_error_not_a_traceback(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = _build(
+        "deps", _requirements(tmp_path, "six==1.16.0"), tmp_path / "out", "--export", str(blocker / "x")
+    )
+    assert result.exit_code == 2 and "cannot export to" in result.output and "Traceback" not in result.output
