@@ -55,17 +55,29 @@ class LayerTree:
             raise NotADirectoryError(f"{root} is not a directory")
         self.root = root
         self._real_root = root.resolve()
+        # Symbolic links (to files or folders), by their path: rel -> what they point to.
+        self.links: dict[str, str] = {}
         self.files: tuple[str, ...] = tuple(sorted(self._walk()))
         self._file_set = frozenset(self.files)
         self._facts: dict[str, ElfFacts | ElfReadError] = {}
 
     def _walk(self) -> Iterator[str]:
-        for directory, _, names in os.walk(self.root):
-            for name in names:
+        for directory, folders, names in os.walk(self.root):
+            for name in names + folders:
                 path = Path(directory, name)
-                # Symlinks are followed when a library is looked up, never read as files of their own.
-                if not path.is_symlink() and path.is_file():
-                    yield path.relative_to(self.root).as_posix()
+                rel = path.relative_to(self.root).as_posix()
+                # A link is audited through what it points to (see check_links), never as a file of its own.
+                if path.is_symlink():
+                    self.links[rel] = os.readlink(path)
+                elif name in names and path.is_file():
+                    yield rel
+
+    def link_target(self, rel: str) -> str | None:
+        """The layer path a link resolves to, None when that is outside the layer or nothing."""
+        real = Path(os.path.realpath(self.root / rel))
+        if not real.is_relative_to(self._real_root) or not real.exists():
+            return None
+        return real.relative_to(self._real_root).as_posix()
 
     @cached_property
     def binaries(self) -> dict[str, BinaryFormat]:
@@ -134,6 +146,24 @@ def _package(rel: str) -> str | None:
 def _problem(code: str, path: str, message: str, hint: str, *, warning: bool = False) -> Problem:
     severity: Severity = "warning" if warning else "error"
     return Problem(code=code, path=path, message=message, hint=hint, severity=severity)
+
+
+# --- escaping-link --------------------------------------------------------------------------------
+
+
+def check_links(tree: LayerTree, target: Target) -> list[Problem]:
+    """A link inside the layer is zipped as a link and audited as the file it names; one that leads
+    outside the layer (or nowhere) would ship whatever is there, which no rule has seen."""
+    return [
+        _problem(
+            "escaping-link",
+            rel,
+            f"{rel} is a symbolic link to {link!r}, which is outside the layer or does not exist",
+            "copy the file into the layer instead of linking to it",
+        )
+        for rel, link in sorted(tree.links.items())
+        if tree.link_target(rel) is None
+    ]
 
 
 # --- bad-layout ---------------------------------------------------------------------------------
@@ -597,6 +627,7 @@ def _megabytes(size: int) -> str:
 
 # Cheap, self-contained rules first; the loader walk comes last.
 CHECKS: tuple[Check, ...] = (
+    check_links,
     check_layout,
     check_foreign_binaries,
     check_unreadable,

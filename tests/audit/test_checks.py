@@ -484,4 +484,23 @@ def test_symlinks_out_of_the_layer_are_not_followed(cc: Compiler, layer: Path, t
 
     problems = audit_tree(layer, PY312)
 
-    assert codes(problems) == ["missing-library"]
+    # Not followed for the library lookup, and the link itself is what zipping would ship blind.
+    assert sorted(codes(problems)) == ["escaping-link", "missing-library"]
+
+
+def test_a_link_to_a_host_library_outside_the_layer_is_not_a_pass(
+    cc: Compiler, layer: Path, tmp_path: Path
+) -> None:
+    """python/pkg/_ext.so linking to a library built for this host: zipping it ships that file unseen."""
+    host_built = cc.library(tmp_path / "host/_ext.so", SOURCE)
+    (layer / "python/pkg").mkdir(parents=True)
+    os.symlink(host_built, layer / "python/pkg/_ext.cpython-312-x86_64-linux-gnu.so")
+    os.symlink("nowhere.so", layer / "python/pkg/dangling.so")
+
+    problems = [p for p in audit_tree(layer, PY312) if p.code == "escaping-link"]
+
+    assert [p.path for p in problems] == [
+        "python/pkg/_ext.cpython-312-x86_64-linux-gnu.so",
+        "python/pkg/dangling.so",
+    ]
+    assert all(p.severity == "error" for p in problems)
