@@ -8,7 +8,7 @@ import stat
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +98,11 @@ def validate_tree(
         *check_dependencies(root, target, severity=missing_dependency),
     ]
     allowed = None if import_check == "auto" else {import_check}
-    imports = check_imports(root, target, top_level_modules(root, target), allowed=allowed)
+    if any(p.code == "escaping-link" for p in problems):
+        # Importing through such a link would read whatever it names (a device, a host file).
+        imports = ImportCheck(status="not-verified", where="", reason="not run: links lead outside the layer")
+    else:
+        imports = check_imports(root, target, top_level_modules(root, target), allowed=allowed)
     return ValidationReport(
         target=target, problems=tuple(problems + import_problems(imports)), imports=imports
     )
@@ -276,18 +280,56 @@ def function_tree(package: Path, layers: Sequence[Path]) -> Iterator[LayerSource
     with tempfile.TemporaryDirectory(prefix="lambdakit-function-") as scratch:
         view = Path(scratch)
         problems: list[Problem] = []
+        # Links are copied as links (the audit judges where they lead; following one to
+        # /dev/zero would copy for ever), and devices, FIFOs and sockets not at all.
         for layer in layers:
             with layer_tree(layer) as source:
-                shutil.copytree(source.tree, view, dirs_exist_ok=True, copy_function=_link_or_copy)
+                shutil.copytree(
+                    source.tree,
+                    view,
+                    dirs_exist_ok=True,
+                    symlinks=True,
+                    copy_function=_link_or_copy,
+                    ignore=_special_files(problems, source.tree, prefix=""),
+                )
                 problems += source.problems
         hidden: set[Path] = set()
         if (view / PYTHON_DIR).is_dir():
             hidden = apply_shadowing(package, view / PYTHON_DIR)
+        special = _special_files(problems, package, prefix=f"{PYTHON_DIR}/")
         shutil.copytree(
             package,
             view / PYTHON_DIR,
             dirs_exist_ok=True,
+            symlinks=True,
             copy_function=_link_or_copy,
-            ignore=lambda directory, names: {n for n in names if Path(directory) / n in hidden},
+            ignore=lambda directory, names: (
+                special(directory, names) | {n for n in names if Path(directory) / n in hidden}
+            ),
         )
         yield LayerSource(tree=view, problems=tuple(problems))
+
+
+def _special_files(
+    problems: list[Problem], root: Path, *, prefix: str
+) -> Callable[[str, list[str]], set[str]]:
+    """A copytree ignore that leaves out what is neither a file, a folder nor a link, as a problem."""
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        skipped = set()
+        for name in names:
+            mode = os.lstat(os.path.join(directory, name)).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+                skipped.add(name)
+                rel = prefix + Path(directory, name).relative_to(root).as_posix()
+                problems.append(
+                    Problem(
+                        code="bad-layout",
+                        path=rel,
+                        message=f"{rel} is a device, FIFO or socket: a Lambda package holds files only",
+                        hint="remove it from the package",
+                    )
+                )
+        return skipped
+
+    return ignore

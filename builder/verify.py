@@ -29,9 +29,11 @@ IMPORT_TIMEOUT_S = 300
 
 # Runs inside the checked interpreter: imports each module and writes one JSON
 # object {module: null | "ExcType: message"} to the file named in argv[1], so a
-# module that prints on import cannot corrupt the result.
+# module that prints on import cannot corrupt the result. The file is rewritten
+# after each module: when the check times out, the first module missing from it
+# is the one whose import hangs.
 IMPORT_SCRIPT = r"""
-import importlib, json, sys
+import importlib, json, os, sys
 out, paths, modules = sys.argv[1], sys.argv[2].split(":"), sys.argv[3:]
 sys.path[:0] = [p for p in paths if p]
 results = {}
@@ -41,8 +43,9 @@ for name in modules:
         results[name] = None
     except BaseException as exc:
         results[name] = f"{type(exc).__name__}: {exc}"
-with open(out, "w") as fh:
-    json.dump({"results": results, "version": list(sys.version_info[:2])}, fh)
+    with open(out + ".part", "w") as fh:
+        json.dump({"results": results, "version": list(sys.version_info[:2])}, fh)
+    os.replace(out + ".part", out)
 """
 
 
@@ -66,6 +69,20 @@ class Checker(Protocol):
     def available(self, target: Target) -> Availability: ...
 
     def check(self, root: Path, target: Target, modules: list[str]) -> ImportCheck: ...
+
+
+def timed_out(where: str, modules: list[str], written: str | None, timeout_s: float) -> ImportCheck:
+    """A check that ran out of time: the modules it finished, and the one it was stuck in."""
+    done: dict[str, str | None] = json.loads(written)["results"] if written else {}
+    stuck = next((name for name in modules if name not in done), None)
+    if stuck is not None:
+        done[stuck] = f"TimeoutError: importing {stuck} did not finish in {timeout_s:g}s"
+    return ImportCheck(
+        status="failed",
+        where=where,
+        modules=done,
+        reason=f"importing {stuck or 'the modules'} did not finish in {timeout_s:g}s",
+    )
 
 
 def results_to_check(where: str, raw: dict[str, str | None]) -> ImportCheck:
@@ -136,9 +153,8 @@ class LocalInterpreter:
                     argv, cwd=scratch, env=env, capture_output=True, text=True, timeout=IMPORT_TIMEOUT_S
                 )
             except subprocess.TimeoutExpired:
-                return ImportCheck(
-                    status="failed", where=where, reason=f"imports did not finish in {IMPORT_TIMEOUT_S}s"
-                )
+                written = out.read_text() if out.exists() else None
+                return timed_out(where, modules, written, IMPORT_TIMEOUT_S)
             if not out.exists():
                 detail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
                 return ImportCheck(

@@ -9,6 +9,7 @@ empty archive.
 from __future__ import annotations
 
 import json
+import os
 import stat
 import time
 import zipfile
@@ -127,3 +128,54 @@ def test_an_empty_zip_is_invalid_not_unverified(tmp_path: Path) -> None:
     zipfile.ZipFile(path, "w").close()
     code, report = _validate(path)
     assert code == 1 and _codes(report) == [("bad-layout", ".")]
+
+
+# --- function packages with links, special files, a module that hangs ------------------------------
+
+
+def _validate_function(package: Path) -> tuple[int, dict]:
+    argv = ["validate", str(package), "--function", "--runtime", "python3.12", "--json", "--import-check",
+            "interpreter"]  # fmt: skip
+    result = CliRunner().invoke(cli, argv)
+    assert "Traceback" not in result.output
+    return result.exit_code, json.loads(result.output)
+
+
+def test_a_link_to_a_device_is_not_followed(tmp_path: Path) -> None:
+    package = tmp_path / "function"
+    package.mkdir()
+    (package / "handler.py").write_text("X = 1\n")
+    (package / "data.bin").symlink_to("/dev/zero")
+    started = time.monotonic()
+    code, report = _validate_function(package)
+    assert time.monotonic() - started < 30  # copying /dev/zero would never end; a generous bound
+    assert code == 1 and ("escaping-link", "python/data.bin") in _codes(report)
+    assert report["imports"]["reason"] == "not run: links lead outside the layer"
+
+
+def test_a_link_loop_and_a_fifo(tmp_path: Path) -> None:
+    package = tmp_path / "function"
+    package.mkdir()
+    (package / "handler.py").write_text("X = 1\n")
+    (package / "a").symlink_to("b")
+    (package / "b").symlink_to("a")
+    os.mkfifo(package / "pipe")
+    code, report = _validate_function(package)
+    assert code == 1
+    assert {
+        ("escaping-link", "python/a"),
+        ("escaping-link", "python/b"),
+        ("bad-layout", "python/pipe"),
+    } <= set(_codes(report))
+
+
+def test_a_module_that_hangs_on_import_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("builder.verify.IMPORT_TIMEOUT_S", 3)
+    layer = tmp_path / "layer" / "python"
+    layer.mkdir(parents=True)
+    (layer / "fine.py").write_text("X = 1\n")
+    (layer / "stuck.py").write_text("import time\nwhile True:\n    time.sleep(1)\n")
+    code, report = _validate(layer.parent)
+    assert code == 1
+    assert report["imports"]["modules"]["fine"] is None
+    assert report["imports"]["modules"]["stuck"] == "TimeoutError: importing stuck did not finish in 3s"

@@ -31,7 +31,7 @@ from builder.errors import EnvironmentProblem, ResolveError, UsageError
 from builder.layout import LIB_DIR, PYTHON_DIR, sys_path_dirs
 from builder.progress import Progress
 from builder.runtimes import Target
-from builder.verify import IMPORT_SCRIPT, IMPORT_TIMEOUT_S, ImportCheck, results_to_check
+from builder.verify import IMPORT_SCRIPT, IMPORT_TIMEOUT_S, ImportCheck, results_to_check, timed_out
 
 DOCKERFILE = Path(__file__).resolve().parents[2] / "Dockerfile.build"
 LAYER_IN_IMAGE = "/out/layer"
@@ -201,11 +201,10 @@ class RuntimeImageChecker:
             mounts=[container.Mount(source=root, target="/opt")],
             client=client,
         ) as checker:
-            status, timed_out = checker.run(output.append, timeout_s=IMPORT_TIMEOUT_S)
+            status, was_cut = checker.run(output.append, timeout_s=IMPORT_TIMEOUT_S)
             raw = checker.read_file(result_file)
-        if timed_out:
-            reason = f"imports did not finish in {IMPORT_TIMEOUT_S}s"
-            return ImportCheck(status="failed", where=where, reason=reason)
+        if was_cut:
+            return timed_out(where, modules, raw, IMPORT_TIMEOUT_S)
         if raw is None:
             detail = " | ".join(line for line in output[-5:] if line.strip())
             reason = f"the interpreter exited with {status}: {detail}"
