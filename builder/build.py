@@ -26,7 +26,15 @@ from typing import TYPE_CHECKING, Literal
 from builder import DATA_DIR, __version__
 from builder.errors import EnvironmentProblem, InvalidLayer, UsageError
 from builder.layout import PYTHON_DIR
-from builder.package import MANIFEST_SCHEMA, cache_key, read_manifest, write_zip, zip_matches, zip_stamp
+from builder.package import (
+    MANIFEST_SCHEMA,
+    cache_key,
+    read_manifest,
+    tree_matches,
+    write_zip,
+    zip_matches,
+    zip_stamp,
+)
 from builder.progress import Progress
 from builder.requirements import read_requirements
 from builder.runtimes import Target
@@ -128,7 +136,9 @@ def _cached(published: Path, key: str, name: str, options: BuildOptions) -> dict
     manifest = read_manifest(published / MANIFEST)
     if manifest is None or manifest.get("cache_key") != key:
         return None
-    if not zip_matches(manifest, published / f"{name}.zip"):
+    if not zip_matches(manifest, published / f"{name}.zip") or not tree_matches(
+        manifest, published / TREE_DIR
+    ):
         return None
     validation = manifest.get("validation")
     if isinstance(validation, dict) and validation.get("verdict") == "not-verified":
@@ -285,6 +295,7 @@ def build_layer(options: BuildOptions, progress: Progress) -> BuildResult:
                 },
                 "validation": validation,
                 "files": packaged.files,
+                "file_sizes": packaged.file_sizes,
             }
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
             with step("publish", str(published)):

@@ -29,6 +29,7 @@ class PackageResult:
     zipped_bytes: int
     unzipped_bytes: int
     files: dict[str, str]  # relative path -> sha256
+    file_sizes: dict[str, int]  # relative path -> bytes: what a no-op rebuild checks the tree against
 
 
 def _sha256_file(path: Path) -> str:
@@ -55,6 +56,7 @@ def _zip_info(name: str, mode: int) -> zipfile.ZipInfo:
 
 def write_zip(tree: Path, zip_path: Path) -> PackageResult:
     files: dict[str, str] = {}
+    sizes: dict[str, int] = {}
     unzipped = 0
     # Level 5, not zlib's default 6: measured on the psycopg2 layer, 40% less time for a zip
     # 0.8% larger (compressing 0.25 s against 0.43 s; 4.20 MB against 4.17 MB).
@@ -73,6 +75,7 @@ def write_zip(tree: Path, zip_path: Path) -> PackageResult:
             # With a ZipInfo, writestr takes the level from its own argument, not the archive's.
             archive.writestr(info, data, compresslevel=ZIP_LEVEL)
             files[name] = hashlib.sha256(data).hexdigest()
+            sizes[name] = len(data)
             unzipped += len(data)
     return PackageResult(
         zip_path=zip_path,
@@ -80,6 +83,7 @@ def write_zip(tree: Path, zip_path: Path) -> PackageResult:
         zipped_bytes=zip_path.stat().st_size,
         unzipped_bytes=unzipped,
         files=files,
+        file_sizes=sizes,
     )
 
 
@@ -136,3 +140,17 @@ def zip_matches(manifest: dict[str, object], zip_path: Path) -> bool:
     if all(recorded.get(key) == value for key, value in stamp.items()):
         return True
     return recorded.get("sha256") == _sha256_file(zip_path)
+
+
+def tree_matches(manifest: dict[str, object], tree: Path) -> bool:
+    """Whether the published tree still holds the files the manifest lists, at their sizes:
+    a file deleted, added or cut short in tree/ means the layer is rebuilt, not exported as is."""
+    recorded = manifest.get("file_sizes")
+    if not isinstance(recorded, dict) or not tree.is_dir():
+        return False
+    present = {
+        path.relative_to(tree).as_posix(): path.lstat().st_size
+        for path in tree.rglob("*")
+        if path.is_file() or path.is_symlink()
+    }
+    return present == recorded

@@ -130,3 +130,23 @@ def test_export_under_a_file_is_an_environment_error_not_a_traceback(tmp_path):
         "deps", _requirements(tmp_path, "six==1.16.0"), tmp_path / "out", "--export", str(blocker / "x")
     )
     assert result.exit_code == 2 and "cannot export to" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("damage", ["delete", "add", "truncate"])
+def test_a_damaged_published_tree_is_rebuilt_not_exported(tmp_path, damage):
+    out, requirements = tmp_path / "out", _requirements(tmp_path, "six==1.16.0")
+    assert _build("deps", requirements, out).exit_code == 0
+    six = out / "deps" / "tree" / "python" / "six.py"
+    # The layer's files are its own: damaging one must not reach the resolver's cache.
+    assert six.stat().st_nlink == 1
+    if damage == "delete":
+        six.unlink()
+    elif damage == "add":
+        (six.parent / "stray.py").write_text("")
+    else:
+        six.write_text(six.read_text()[:100])
+    result = _build("deps", requirements, out, "--json", "--export", str(tmp_path / "export"))
+    assert result.exit_code == 0
+    assert json.loads(result.output)["status"] == "built"
+    exported = tmp_path / "export" / "python"
+    assert (exported / "six.py").stat().st_size > 100 and not (exported / "stray.py").exists()

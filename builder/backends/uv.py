@@ -62,6 +62,9 @@ def uv_argv(target: Target, requirements: Path, dest: Path, interpreter: str) ->
         "--python-version", target.marker_environment["python_full_version"],
         "--python-platform", target.uv_platform,
         "--only-binary", ":all:",
+        # Copies, not hard links into uv's cache: the layer's files are its own, and a change to
+        # one can never reach the cache (or another layer built from it).
+        "--link-mode", "copy",
         "--no-config",  # a uv.toml of the project or user must not change what ships
         "--no-progress",
         "-r", str(requirements),
@@ -131,6 +134,8 @@ class UvBackend:
             ) from err
         if code != 0:
             raise explain_failure("\n".join(tail), target)
+        # uv's lock on the target folder, not part of what was installed.
+        (dest / ".lock").unlink(missing_ok=True)
         notes: tuple[str, ...] = ()
         if target.uv_platform_glibc != target.glibc_text:
             notes = (
