@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import hashlib
 import importlib
 import json
 import os
@@ -285,6 +286,7 @@ def build_layer(options: BuildOptions, progress: Progress) -> BuildResult:
                 "highest_glibc_needed": ".".join(map(str, glibc)) if (glibc := highest_glibc(tree)) else None,
                 "backend": backend.name,
                 "cache_key": key,
+                "requirements_sha256": hashlib.sha256(requirements.key_text.encode()).hexdigest(),
                 "packages": resolved.distributions,
                 "sizes": {"unzipped": packaged.unzipped_bytes, "zipped": packaged.zipped_bytes},
                 "slim": {"removed_files": len(slimmed.removed), "bytes_saved": slimmed.bytes_saved},

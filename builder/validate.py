@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import stat
@@ -20,7 +21,9 @@ from builder.audit.dependencies import check_dependencies
 from builder.build import DEFAULT_OUT, MANIFEST, TREE_DIR
 from builder.errors import UsageError
 from builder.layout import PYTHON_DIR, apply_shadowing, top_level_modules
+from builder.package import read_manifest
 from builder.problems import Problem, Severity, errors
+from builder.requirements import read_requirements
 from builder.runtimes import Target
 from builder.verify import ImportCheck, ImportCheckChoice, check_imports
 
@@ -138,15 +141,26 @@ def layer_tree(path: Path) -> Iterator[LayerSource]:
         yield LayerSource(tree=built, zipped_bytes=zips[0].stat().st_size if zips else None)
         return
     if (path / "requirements.txt").is_file() and not (path / PYTHON_DIR).exists():
-        output = DEFAULT_OUT / path.resolve().name
-        if (output / MANIFEST).is_file():
-            with layer_tree(output) as inner:
-                yield inner
-            return
-        raise UsageError(
-            f"{path} is a layer's source folder and it has not been built yet",
-            hint=f"run: lambdakit build-layer {path.resolve().name}",
-        )
+        # layers/NAME of a project: its build output is that project's build/layers/NAME,
+        # wherever validate runs from, and only while its requirements are what was built.
+        source = path.resolve()
+        output = source.parent.parent / DEFAULT_OUT / source.name
+        built_from = (read_manifest(output / MANIFEST) or {}).get("requirements_sha256")
+        if built_from is None:
+            raise UsageError(
+                f"{path} is a layer's source folder and it has not been built yet (no {output})",
+                hint=f"run: lambdakit build-layer {source.name}",
+            )
+        current = hashlib.sha256(read_requirements(path / "requirements.txt").key_text.encode()).hexdigest()
+        if built_from != current:
+            raise UsageError(
+                f"stale: {output} was built from other requirements than {path / 'requirements.txt'} "
+                "holds now",
+                hint=f"rebuild: lambdakit build-layer {source.name}",
+            )
+        with layer_tree(output) as inner:
+            yield inner
+        return
     yield LayerSource(tree=path)
 
 

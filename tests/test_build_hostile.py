@@ -150,3 +150,33 @@ def test_a_damaged_published_tree_is_rebuilt_not_exported(tmp_path, damage):
     assert json.loads(result.output)["status"] == "built"
     exported = tmp_path / "export" / "python"
     assert (exported / "six.py").stat().st_size > 100 and not (exported / "stray.py").exists()
+
+
+def test_validate_of_a_layer_folder_uses_its_own_projects_build_and_says_when_it_is_stale(
+    tmp_path, monkeypatch
+):
+    project = tmp_path / "project"
+    source = project / "layers" / "deps"
+    source.mkdir(parents=True)
+    (source / "requirements.txt").write_text("six==1.16.0\n")
+    monkeypatch.chdir(project)
+    assert _build("deps", source / "requirements.txt", project / "build" / "layers").exit_code == 0
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # not the project: its build/ is still the one used
+    argv = ["validate", str(source), "--runtime", "python3.12", "--import-check", "interpreter", "--json"]
+    checked = CliRunner().invoke(cli, argv)
+    assert checked.exit_code == 0, checked.output
+
+    (source / "requirements.txt").write_text("six==1.16.0\nidna==3.10\n")
+    stale = CliRunner().invoke(cli, argv)
+    assert stale.exit_code == 2
+    document = json.loads(stale.output)
+    assert document["message"].startswith("stale: ") and "build-layer deps" in document["hint"]
+
+    never = project / "layers" / "never"
+    never.mkdir()
+    (never / "requirements.txt").write_text("six\n")
+    unbuilt = CliRunner().invoke(cli, ["validate", str(never), "--json"])
+    assert unbuilt.exit_code == 2 and "has not been built yet" in json.loads(unbuilt.output)["message"]
