@@ -11,7 +11,7 @@ import click
 
 from builder import __version__, runtimes
 from builder.build import DEFAULT_OUT, BuildOptions, BuildResult, build_layer, export
-from builder.errors import EXIT_INVALID, EXIT_NOT_VERIFIED, EXIT_OK, UsageError
+from builder.errors import EXIT_INVALID, EXIT_NOT_VERIFIED, EXIT_OK, EXIT_USAGE, UsageError
 from builder.progress import Silent
 from builder.verify import IMPORT_CHECK_CHOICES
 
@@ -364,4 +364,16 @@ def runtimes_command(json_output: bool) -> None:
 
 def main() -> None:
     terminate_as_interrupt()
-    cli()
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        # A bad option or argument: exit 2 like every usage error, one JSON document under --json.
+        if "--json" in sys.argv[1:]:
+            emit_json({"ok": False, "error": "UsageError", "step": "", "message": err.format_message(),
+                       "hint": "see --help"})  # fmt: skip
+        else:
+            err.show()
+        sys.exit(EXIT_USAGE)

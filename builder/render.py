@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import signal
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
-from builder.errors import LambdakitError
+from builder.errors import EnvironmentProblem, LambdakitError
 
 
 def emit_json(document: dict[str, Any]) -> None:
@@ -21,23 +22,44 @@ def emit_json(document: dict[str, Any]) -> None:
 
 @contextmanager
 def user_errors(json_output: bool) -> Iterator[None]:
-    """Render lambdakit's own errors without a traceback and exit with their code."""
+    """Render lambdakit's own errors without a traceback and exit with their code.
+
+    An OSError that reaches here is this machine's (a full disk, a path under a file,
+    no permission): an environment error, exit 2, never a traceback.
+    """
     try:
         yield
     except LambdakitError as err:
-        if json_output:
-            emit_json({"ok": False, **err.to_dict()})
-        else:
-            click.secho(f"error: {err.message}", err=True, fg="red")
-            report = getattr(err, "report", None)
-            if report:
-                render_problems(report["problems"], err=True)
-            if err.hint:
-                click.echo(f"hint: {err.hint}", err=True)
-        sys.exit(err.exit_code)
+        render_error(err, json_output)
+    except OSError as err:
+        render_error(_environment_problem(err), json_output)
     except KeyboardInterrupt as interrupt:
         click.echo("interrupted: nothing was published; the previous layer is unchanged", err=True)
         sys.exit(143 if isinstance(interrupt, Terminated) else 130)
+
+
+def _environment_problem(err: OSError) -> EnvironmentProblem:
+    where = f": {err.filename}" if err.filename else ""
+    hint = {
+        errno.ENOSPC: "free disk space (the build folder, the temporary folder) and run it again",
+        errno.EACCES: "check the permissions of that path",
+        errno.EROFS: "choose a writable location",
+        errno.ENOTDIR: "a part of that path is a file, not a folder",
+    }.get(err.errno or 0, "check that path")
+    return EnvironmentProblem(f"{err.strerror or err}{where}", hint=hint)
+
+
+def render_error(err: LambdakitError, json_output: bool) -> NoReturn:
+    if json_output:
+        emit_json({"ok": False, **err.to_dict()})
+    else:
+        click.secho(f"error: {err.message}", err=True, fg="red")
+        report = getattr(err, "report", None)
+        if report:
+            render_problems(report["problems"], err=True)
+        if err.hint:
+            click.echo(f"hint: {err.hint}", err=True)
+    sys.exit(err.exit_code)
 
 
 class Terminated(KeyboardInterrupt):

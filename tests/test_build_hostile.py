@@ -180,3 +180,54 @@ def test_validate_of_a_layer_folder_uses_its_own_projects_build_and_says_when_it
     (never / "requirements.txt").write_text("six\n")
     unbuilt = CliRunner().invoke(cli, ["validate", str(never), "--json"])
     assert unbuilt.exit_code == 2 and "has not been built yet" in json.loads(unbuilt.output)["message"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real filesystem of a few megabytes (tmpfs; needs root, as CI has), to run out of space on."""
+
+    def mount(megabytes: int) -> Path:
+        where = tmp_path / f"disk{megabytes}"
+        where.mkdir()
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(where)],
+                                capture_output=True, text=True, check=False)  # fmt: skip
+        if result.returncode != 0:
+            pytest.fail(f"this test needs root to mount a small tmpfs: {result.stderr.strip()}")
+        mounted.append(where)
+        return where
+
+    mounted: list[Path] = []
+    yield mount
+    for where in mounted:
+        subprocess.run(["umount", str(where)], check=False)
+
+
+@pytest.mark.parametrize(("megabytes", "step"), [(3, "resolve"), (13, "package")])
+def test_a_full_disk_is_an_environment_error_and_keeps_the_previous_layer(
+    tmp_path, small_disk, megabytes, step
+):
+    out = small_disk(megabytes) / "out"
+    assert _build("pg", _requirements(tmp_path, "six==1.16.0"), out).exit_code == 0
+    zip_before = (out / "pg" / "pg.zip").read_bytes()
+    result = _build("pg", _requirements(tmp_path, PSYCOPG2_BINARY), out, "--json")
+    assert result.exit_code == 2, result.output
+    document = json.loads(result.output)
+    assert "No space left on device" in document["message"] and "disk space" in document["hint"]
+    assert document["step"] in (step, "")
+    assert (out / "pg" / "pg.zip").read_bytes() == zip_before
+    assert not list((out / ".builds").glob(".staging-*"))
+
+
+def test_click_usage_errors_are_one_json_document_with_exit_2():
+    result = subprocess.run([*LAMBDAKIT, "build-layer", "--runtime", "python2.7", "--json"],
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    assert result.returncode == 2
+    document = json.loads(result.stdout)
+    assert document["ok"] is False and "python2.7" in document["message"]
+
+
+def test_out_under_a_file_is_an_environment_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = _build("deps", _requirements(tmp_path, "six==1.16.0"), blocker / "out", "--json")
+    assert result.exit_code == 2 and "Not a directory" in json.loads(result.output)["message"]

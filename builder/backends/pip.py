@@ -30,6 +30,7 @@ from builder.runtimes import Target
 _NO_MATCH = re.compile(
     r"Could not find a version that satisfies the requirement (\S+)(?: \(from versions: ([^)]*)\))?"
 )
+_LOCAL_FAILURE = re.compile(r"(No space left on device|Read-only file system|Permission denied)[^\n]*")
 _NETWORK = (
     "Network is unreachable",
     "Failed to establish a new connection",
@@ -58,6 +59,12 @@ def pip_argv(target: Target, requirements: Path, dest: Path, report: Path) -> li
 
 
 def _explain_failure(output: str, target: Target) -> ResolveError | EnvironmentProblem:
+    if match := _LOCAL_FAILURE.search(output):
+        return EnvironmentProblem(
+            f"pip could not write the layer: {match.group(0)}",
+            hint="free disk space or fix the permissions of --out and the temporary folder",
+            step="resolve",
+        )
     if any(marker in output for marker in _NETWORK):
         return EnvironmentProblem(
             "pip could not reach the package index",
