@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -187,6 +188,15 @@ def extract_layer_zip(path: Path, dest: Path) -> list[Problem]:
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir()
         return [_bad_archive("", f"the zip cannot be read: {err}")]
+    except OSError as err:
+        # What the zip asks for cannot exist on a file system: a file and a folder of one name,
+        # a name too long. (A full disk is this machine's problem: it propagates.)
+        if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir()
+        member = Path(err.filename).relative_to(dest).as_posix() if err.filename else ""
+        return [_bad_archive(member, f"the zip cannot be unpacked: {err.strerror}")]
     if not any(dest.iterdir()):
         return [
             Problem(

@@ -179,3 +179,13 @@ def test_a_module_that_hangs_on_import_is_named(tmp_path: Path, monkeypatch: pyt
     assert code == 1
     assert report["imports"]["modules"]["fine"] is None
     assert report["imports"]["modules"]["stuck"] == "TimeoutError: importing stuck did not finish in 3s"
+
+
+def test_a_file_and_a_folder_of_one_name_and_a_name_too_long(tmp_path: Path) -> None:
+    for members in (["python/x", "python/x/y.py"], ["python/" + "n" * 300 + ".py"]):
+        path = tmp_path / "odd.zip"
+        with zipfile.ZipFile(path, "w") as archive:
+            for member in members:
+                archive.writestr(member, "X = 1\n")
+        code, report = _validate(path)
+        assert code == 1 and [c for c, _ in _codes(report)] == ["bad-archive"], report

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -21,7 +22,7 @@ from packaging.utils import canonicalize_name
 
 from builder.availability import Availability
 from builder.backends import Resolved, ResolveRequest, no_wheel_error, unresolved_error
-from builder.backends.uv import refuse_source_builds
+from builder.backends.uv import RESOLVE_TIMEOUT_S, refuse_source_builds
 from builder.errors import EnvironmentProblem, ResolveError, UsageError
 from builder.layout import PYTHON_DIR
 from builder.progress import Progress, run_streamed
@@ -102,7 +103,14 @@ class PipBackend:
             argv = pip_argv(request.target, request.requirements.path, dest, report)
             progress.output("$ " + " ".join(argv))
             # pip's own explanation of a failure is in its last lines.
-            code, tail = run_streamed(argv, progress, keep=200)
+            try:
+                code, tail = run_streamed(argv, progress, keep=200, timeout_s=RESOLVE_TIMEOUT_S)
+            except subprocess.TimeoutExpired as err:
+                raise EnvironmentProblem(
+                    f"resolving did not finish in {RESOLVE_TIMEOUT_S}s (a package index that does not answer?)",
+                    hint="check network access to the index",
+                    step="resolve",
+                ) from err
             if code != 0:
                 raise _explain_failure("\n".join(tail), request.target)
             installed = json.loads(report.read_text())["install"]
