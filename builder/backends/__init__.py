@@ -16,7 +16,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from builder.availability import Availability
-from builder.errors import ResolveError
+from builder.errors import EnvironmentProblem, ResolveError
 from builder.progress import Progress
 from builder.requirements import RequirementSet
 from builder.runtimes import Target
@@ -87,3 +87,11 @@ def requirement_names(requirements: RequirementSet) -> list[str]:
         with contextlib.suppress(InvalidRequirement):
             names.append(Requirement(line).name)
     return names
+
+
+def resolve_timed_out(seconds: float) -> EnvironmentProblem:
+    return EnvironmentProblem(
+        f"resolving did not finish in {seconds:g}s (a package index that does not answer?)",
+        hint="check network access to the index",
+        step="resolve",
+    )

@@ -21,7 +21,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 
 from builder.availability import Availability
-from builder.backends import Resolved, ResolveRequest, no_wheel_error, unresolved_error
+from builder.backends import Resolved, ResolveRequest, no_wheel_error, resolve_timed_out, unresolved_error
 from builder.backends.uv import RESOLVE_TIMEOUT_S, refuse_source_builds
 from builder.errors import EnvironmentProblem, ResolveError, UsageError
 from builder.layout import PYTHON_DIR
@@ -106,11 +106,7 @@ class PipBackend:
             try:
                 code, tail = run_streamed(argv, progress, keep=200, timeout_s=RESOLVE_TIMEOUT_S)
             except subprocess.TimeoutExpired as err:
-                raise EnvironmentProblem(
-                    f"resolving did not finish in {RESOLVE_TIMEOUT_S}s (a package index that does not answer?)",
-                    hint="check network access to the index",
-                    step="resolve",
-                ) from err
+                raise resolve_timed_out(RESOLVE_TIMEOUT_S) from err
             if code != 0:
                 raise _explain_failure("\n".join(tail), request.target)
             installed = json.loads(report.read_text())["install"]

@@ -25,6 +25,7 @@ from builder.backends import (
     ResolveRequest,
     installed_distributions,
     no_wheel_error,
+    resolve_timed_out,
     unresolved_error,
 )
 from builder.errors import EnvironmentProblem, LambdakitError, ResolveError, UsageError
@@ -135,11 +136,7 @@ class UvBackend:
         try:
             code, tail = run_streamed(argv, progress, keep=200, timeout_s=RESOLVE_TIMEOUT_S)
         except subprocess.TimeoutExpired as err:
-            raise EnvironmentProblem(
-                f"resolving did not finish in {RESOLVE_TIMEOUT_S}s (a package index that does not answer?)",
-                hint="check network access to the index",
-                step="resolve",
-            ) from err
+            raise resolve_timed_out(RESOLVE_TIMEOUT_S) from err
         if code != 0:
             raise explain_failure("\n".join(tail), target)
         # uv's lock on the target folder, not part of what was installed.
