@@ -7,6 +7,7 @@ builder.build lists them and chooses one by name (or "auto").
 from __future__ import annotations
 
 import contextlib
+import re
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -93,5 +94,21 @@ def resolve_timed_out(seconds: float) -> EnvironmentProblem:
     return EnvironmentProblem(
         f"resolving did not finish in {seconds:g}s (a package index that does not answer?)",
         hint="check network access to the index",
+        step="resolve",
+    )
+
+
+# This machine's failures, not the requirements': a full disk, a read-only or forbidden folder.
+_LOCAL_FAILURE = re.compile(r"(No space left on device|Read-only file system|Permission denied)[^\n]*")
+
+
+def local_failure(tool: str, output: str) -> EnvironmentProblem | None:
+    """The resolver failed because of this machine (exit 2), not because of the requirements."""
+    match = _LOCAL_FAILURE.search(output)
+    if match is None:
+        return None
+    return EnvironmentProblem(
+        f"{tool} could not write the layer: {match.group(0)}",
+        hint="free disk space or fix the permissions of --out and the temporary folder",
         step="resolve",
     )

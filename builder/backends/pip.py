@@ -21,7 +21,14 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 
 from builder.availability import Availability
-from builder.backends import Resolved, ResolveRequest, no_wheel_error, resolve_timed_out, unresolved_error
+from builder.backends import (
+    Resolved,
+    ResolveRequest,
+    local_failure,
+    no_wheel_error,
+    resolve_timed_out,
+    unresolved_error,
+)
 from builder.backends.uv import RESOLVE_TIMEOUT_S, refuse_source_builds
 from builder.errors import EnvironmentProblem, ResolveError, UsageError
 from builder.layout import PYTHON_DIR
@@ -31,7 +38,6 @@ from builder.runtimes import Target
 _NO_MATCH = re.compile(
     r"Could not find a version that satisfies the requirement (\S+)(?: \(from versions: ([^)]*)\))?"
 )
-_LOCAL_FAILURE = re.compile(r"(No space left on device|Read-only file system|Permission denied)[^\n]*")
 _NETWORK = (
     "Network is unreachable",
     "Failed to establish a new connection",
@@ -60,12 +66,8 @@ def pip_argv(target: Target, requirements: Path, dest: Path, report: Path) -> li
 
 
 def _explain_failure(output: str, target: Target) -> ResolveError | EnvironmentProblem:
-    if match := _LOCAL_FAILURE.search(output):
-        return EnvironmentProblem(
-            f"pip could not write the layer: {match.group(0)}",
-            hint="free disk space or fix the permissions of --out and the temporary folder",
-            step="resolve",
-        )
+    if (problem := local_failure("pip", output)) is not None:
+        return problem
     if any(marker in output for marker in _NETWORK):
         return EnvironmentProblem(
             "pip could not reach the package index",

@@ -24,6 +24,7 @@ from builder.backends import (
     Resolved,
     ResolveRequest,
     installed_distributions,
+    local_failure,
     no_wheel_error,
     resolve_timed_out,
     unresolved_error,
@@ -36,8 +37,6 @@ from builder.runtimes import Target
 
 _NO_WHEELS = re.compile(r"Because (?:only )?([A-Za-z0-9_.\-]+)(\S*) has no (?:usable )?wheels")
 _HASH_MISMATCH = re.compile(r"Hash mismatch for `([^`]+)`")
-# This machine's failures, not the requirements': a full disk, a read-only or forbidden folder.
-_LOCAL_FAILURE = re.compile(r"(No space left on device|Read-only file system|Permission denied)[^\n]*")
 _UNREADABLE = re.compile(r"(?:Couldn't parse|Failed to parse|Unexpected '-', expected|Invalid `)")
 _NETWORK = (
     "Failed to fetch",
@@ -80,12 +79,8 @@ def explain_failure(output: str, target: Target) -> LambdakitError:
         return UsageError(
             f"uv could not read the requirements: {detail}", hint="fix the line it points to", step="resolve"
         )
-    if match := _LOCAL_FAILURE.search(output):
-        return EnvironmentProblem(
-            f"uv could not write the layer: {match.group(0)}",
-            hint="free disk space or fix the permissions of --out and the temporary folder",
-            step="resolve",
-        )
+    if (problem := local_failure("uv", output)) is not None:
+        return problem
     if any(marker in output for marker in _NETWORK):
         last = [line.strip() for line in output.strip().splitlines() if line.strip()][-1:]
         return EnvironmentProblem(
