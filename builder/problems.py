@@ -22,6 +22,7 @@ CODES: dict[str, str] = {
     "no-compatible-binary": "a package ships no extension module the runtime can load",
     "import-failed": "a top-level module raised an error on import",
     "unreadable-binary": "a file that looks like a binary could not be parsed",
+    "unreadable": "a folder of the layer that could not be read, so nothing in it was checked",
     "escaping-link": "a symbolic link that points outside the layer or nowhere",
     "bad-archive": "a layer zip that cannot be unpacked safely: duplicate, encrypted or corrupt members, "
     "paths or links leading outside it",

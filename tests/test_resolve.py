@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -231,3 +233,24 @@ def test_a_function_whose_requirement_its_layer_provides(tmp_path):
     _distribution(layer / "python", "six", "1.16.0")
     code, report = _validate(str(function), "--function", "--layer", str(layer))
     assert (code, report["problems"]) == (0, [])
+
+
+def test_a_silent_index_ends_the_build_at_the_overall_timeout(tmp_path, monkeypatch):
+    """An index on loopback that accepts connections and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    monkeypatch.setattr("builder.backends.uv.RESOLVE_TIMEOUT_S", 3)
+    requirements = _file(
+        tmp_path / "requirements.txt", f"--index-url http://127.0.0.1:{port}/simple\nnothing-cached==9\n"
+    )
+    started = time.monotonic()
+    try:
+        with pytest.raises(EnvironmentProblem, match="did not finish in 3s") as err:
+            _build(tmp_path, requirements, "python3.12")
+    finally:
+        listener.close()
+    assert err.value.exit_code == 2
+    assert time.monotonic() - started < 60
+    assert not list((tmp_path / "out" / ".builds").glob(".staging-*"))

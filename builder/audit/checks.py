@@ -57,12 +57,18 @@ class LayerTree:
         self._real_root = root.resolve()
         # Symbolic links (to files or folders), by their path: rel -> what they point to.
         self.links: dict[str, str] = {}
+        # Folders os.walk could not list (no permission): nothing in them was checked.
+        self.unreadable: dict[str, str] = {}
         self.files: tuple[str, ...] = tuple(sorted(self._walk()))
         self._file_set = frozenset(self.files)
         self._facts: dict[str, ElfFacts | ElfReadError] = {}
 
     def _walk(self) -> Iterator[str]:
-        for directory, folders, names in os.walk(self.root):
+        def note(err: OSError) -> None:
+            rel = Path(err.filename).relative_to(self.root).as_posix() if err.filename else "."
+            self.unreadable[rel] = err.strerror or str(err)
+
+        for directory, folders, names in os.walk(self.root, onerror=note):
             for name in names + folders:
                 path = Path(directory, name)
                 rel = path.relative_to(self.root).as_posix()
@@ -146,6 +152,22 @@ def _package(rel: str) -> str | None:
 def _problem(code: str, path: str, message: str, hint: str, *, warning: bool = False) -> Problem:
     severity: Severity = "warning" if warning else "error"
     return Problem(code=code, path=path, message=message, hint=hint, severity=severity)
+
+
+# --- unreadable ------------------------------------------------------------------------------------
+
+
+def check_readable(tree: LayerTree, target: Target) -> list[Problem]:
+    """A folder that could not be listed was never checked: never a silent pass."""
+    return [
+        _problem(
+            "unreadable",
+            rel,
+            f"{rel} could not be read ({reason}): nothing in it was checked",
+            "make the layer's files readable (Lambda reads them as an unprivileged user too)",
+        )
+        for rel, reason in sorted(tree.unreadable.items())
+    ]
 
 
 # --- escaping-link --------------------------------------------------------------------------------
@@ -627,6 +649,7 @@ def _megabytes(size: int) -> str:
 
 # Cheap, self-contained rules first; the loader walk comes last.
 CHECKS: tuple[Check, ...] = (
+    check_readable,
     check_links,
     check_layout,
     check_foreign_binaries,

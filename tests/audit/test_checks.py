@@ -504,3 +504,23 @@ def test_a_link_to_a_host_library_outside_the_layer_is_not_a_pass(
         "python/pkg/dangling.so",
     ]
     assert all(p.severity == "error" for p in problems)
+
+
+def test_a_folder_that_cannot_be_read_is_reported_not_skipped(
+    layer: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As root every folder is readable, so the refusal is made here: listing python/pkg raises
+    PermissionError, as it does for a user without the right (Lambda reads layers unprivileged)."""
+    (layer / "python/pkg").mkdir(parents=True)
+    (layer / "python/pkg/__init__.py").write_text("")
+    (layer / "python/ok.py").write_text("")
+    real_scandir = os.scandir
+
+    def scandir(path: object = ".") -> object:
+        if str(path).endswith("python/pkg"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    problems = audit_tree(layer, PY312)
+    assert [(p.code, p.path, p.severity) for p in problems] == [("unreadable", "python/pkg", "error")]

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import docker
 import pytest
@@ -40,3 +45,26 @@ def test_a_run_past_its_timeout_is_killed(docker_client: docker.DockerClient) ->
     with container.Container(image=image, entrypoint=["sleep"], command=["60"], client=docker_client) as box:
         _, timed_out = box.run(lambda line: None, timeout_s=1)
     assert timed_out
+
+
+def test_sigterm_during_the_image_import_check_removes_its_container(
+    docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    """The check imports a module that never returns; lambdakit is stopped with SIGTERM meanwhile."""
+    layer = tmp_path / "layer" / "python"
+    layer.mkdir(parents=True)
+    (layer / "stuck.py").write_text("import time\nwhile True:\n    time.sleep(1)\n")
+    label = {"label": container.CONTAINER_LABEL}
+    before = {c.id for c in docker_client.containers.list(all=True, filters=label)}
+    argv = [sys.executable, "-m", "builder", "validate", str(layer.parent), "--runtime", "python3.12",
+            "--arch", host_arch(), "--import-check", "runtime-image"]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not {c.id for c in docker_client.containers.list(filters=label)} - before:
+        assert time.monotonic() < deadline and proc.poll() is None, "the import check never started"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    assert {c.id for c in docker_client.containers.list(all=True, filters=label)} - before == set()
