@@ -233,3 +233,15 @@ def test_out_under_a_file_is_an_environment_error(tmp_path):
     blocker.write_text("")
     result = _build("deps", _requirements(tmp_path, "six==1.16.0"), blocker / "out", "--json")
     assert result.exit_code == 2 and "Not a directory" in json.loads(result.output)["message"]
+
+
+def test_a_read_only_out_or_export_is_an_environment_error(tmp_path, small_disk):
+    disk = small_disk(1)
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+    six = _requirements(tmp_path, "six==1.16.0")
+    refused = _build("deps", six, disk / "out", "--json")
+    assert refused.exit_code == 2 and "Read-only file system" in json.loads(refused.output)["message"]
+    out = tmp_path / "out"
+    exported = _build("deps", six, out, "--export", str(disk / "export"), "--json")
+    assert exported.exit_code == 2 and "Read-only file system" in json.loads(exported.output)["message"]
+    assert (out / "deps" / "deps.zip").is_file()  # the layer itself was published before the export
