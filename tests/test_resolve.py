@@ -241,7 +241,7 @@ def test_a_silent_index_ends_the_build_at_the_overall_timeout(tmp_path, monkeypa
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
     port = listener.getsockname()[1]
-    monkeypatch.setattr("builder.backends.uv.RESOLVE_TIMEOUT_S", 3)
+    monkeypatch.setattr("builder.backends.RESOLVE_TIMEOUT_S", 3)
     requirements = _file(
         tmp_path / "requirements.txt", f"--index-url http://127.0.0.1:{port}/simple\nnothing-cached==9\n"
     )

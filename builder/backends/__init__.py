@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import subprocess
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -18,7 +19,7 @@ from packaging.utils import canonicalize_name
 
 from builder.availability import Availability
 from builder.errors import EnvironmentProblem, ResolveError
-from builder.progress import Progress
+from builder.progress import Progress, run_streamed
 from builder.requirements import RequirementSet
 from builder.runtimes import Target
 
@@ -90,12 +91,25 @@ def requirement_names(requirements: RequirementSet) -> list[str]:
     return names
 
 
-def resolve_timed_out(seconds: float) -> EnvironmentProblem:
-    return EnvironmentProblem(
-        f"resolving did not finish in {seconds:g}s (a package index that does not answer?)",
-        hint="check network access to the index",
-        step="resolve",
-    )
+# A silent index must not hold a build for ever (uv's own per-request timeout is 30 s).
+RESOLVE_TIMEOUT_S = 600
+
+
+def run_resolver(argv: list[str], progress: Progress) -> tuple[int, str]:
+    """Run a resolver with its output streamed to progress: (exit code, its last lines).
+
+    Past RESOLVE_TIMEOUT_S it is killed and that is an environment error.
+    """
+    progress.output("$ " + " ".join(argv))
+    try:
+        code, tail = run_streamed(argv, progress, keep=200, timeout_s=RESOLVE_TIMEOUT_S)
+    except subprocess.TimeoutExpired as err:
+        raise EnvironmentProblem(
+            f"resolving did not finish in {RESOLVE_TIMEOUT_S:g}s (a package index that does not answer?)",
+            hint="check network access to the index",
+            step="resolve",
+        ) from err
+    return code, "\n".join(tail)
 
 
 # This machine's failures, not the requirements': a full disk, a read-only or forbidden folder.

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -26,13 +25,13 @@ from builder.backends import (
     ResolveRequest,
     local_failure,
     no_wheel_error,
-    resolve_timed_out,
+    run_resolver,
     unresolved_error,
 )
-from builder.backends.uv import RESOLVE_TIMEOUT_S, refuse_source_builds
+from builder.backends.uv import refuse_source_builds
 from builder.errors import EnvironmentProblem, ResolveError, UsageError
 from builder.layout import PYTHON_DIR
-from builder.progress import Progress, run_streamed
+from builder.progress import Progress
 from builder.runtimes import Target
 
 _NO_MATCH = re.compile(
@@ -103,14 +102,10 @@ class PipBackend:
         with tempfile.TemporaryDirectory(prefix="lambdakit-pip-") as scratch:
             report = Path(scratch) / "report.json"
             argv = pip_argv(request.target, request.requirements.path, dest, report)
-            progress.output("$ " + " ".join(argv))
             # pip's own explanation of a failure is in its last lines.
-            try:
-                code, tail = run_streamed(argv, progress, keep=200, timeout_s=RESOLVE_TIMEOUT_S)
-            except subprocess.TimeoutExpired as err:
-                raise resolve_timed_out(RESOLVE_TIMEOUT_S) from err
+            code, output = run_resolver(argv, progress)
             if code != 0:
-                raise _explain_failure("\n".join(tail), request.target)
+                raise _explain_failure(output, request.target)
             installed = json.loads(report.read_text())["install"]
         distributions = {
             canonicalize_name(item["metadata"]["name"]): item["metadata"]["version"] for item in installed

@@ -15,7 +15,6 @@ PEP 751 pylock.toml files.
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,12 +25,12 @@ from builder.backends import (
     installed_distributions,
     local_failure,
     no_wheel_error,
-    resolve_timed_out,
+    run_resolver,
     unresolved_error,
 )
 from builder.errors import EnvironmentProblem, LambdakitError, ResolveError, UsageError
 from builder.layout import PYTHON_DIR
-from builder.progress import Progress, run_streamed
+from builder.progress import Progress
 from builder.requirements import SOURCE_BUILD_OPTIONS, RequirementSet
 from builder.runtimes import Target
 
@@ -46,8 +45,6 @@ _NETWORK = (
     "operation timed out",
     "Request failed after",
 )
-# A silent index must not hold a build for ever (uv's own per-request timeout is 30 s).
-RESOLVE_TIMEOUT_S = 600
 
 
 def uv_binary() -> str:
@@ -126,14 +123,11 @@ class UvBackend:
         refuse_source_builds(request.requirements, self.name)
         target = request.target
         dest = request.staging / PYTHON_DIR
-        argv = uv_argv(target, request.requirements.path, dest, sys.executable)
-        progress.output("$ " + " ".join(argv))
-        try:
-            code, tail = run_streamed(argv, progress, keep=200, timeout_s=RESOLVE_TIMEOUT_S)
-        except subprocess.TimeoutExpired as err:
-            raise resolve_timed_out(RESOLVE_TIMEOUT_S) from err
+        code, output = run_resolver(
+            uv_argv(target, request.requirements.path, dest, sys.executable), progress
+        )
         if code != 0:
-            raise explain_failure("\n".join(tail), target)
+            raise explain_failure(output, target)
         # uv's lock on the target folder, not part of what was installed.
         (dest / ".lock").unlink(missing_ok=True)
         notes: tuple[str, ...] = ()
