@@ -203,7 +203,10 @@ def test_a_poison_message_ends_in_the_dead_letter_queue(
     worker = Worker(db, lease_seconds=30)
 
     receives = 0
-    while poller.poll(worker.handle)[0]:
+    # Bounded: a redrive bug must fail this test, not hang the suite.
+    for _ in range(MAX_RECEIVE_COUNT + 5):
+        if not poller.poll(worker.handle)[0]:
+            break
         receives += 1
 
     assert receives == MAX_RECEIVE_COUNT
