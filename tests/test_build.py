@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ from builder import runtimes
 from builder.build import BuildOptions, build_layer
 from builder.cli import cli
 from builder.errors import InvalidLayer, ResolveError
+from builder.package import tree_matches
 from builder.progress import Silent
 from builder.verify import find_interpreter, host_arch
 
@@ -189,6 +191,14 @@ def test_concurrent_builds_of_one_layer_do_not_corrupt_it(tmp_path):
     manifest = json.loads((out / "c" / "layer.json").read_text())
     assert manifest["zip"]["sha256"] in {r["manifest"]["zip"]["sha256"] for r in results}
     assert len([d for d in (out / ".builds").iterdir() if d.is_dir()]) == 1
+    # What is on disk, not only what the builds said: the zip and the tree are the manifest's.
+    zip_bytes = (out / "c" / "c.zip").read_bytes()
+    assert hashlib.sha256(zip_bytes).hexdigest() == manifest["zip"]["sha256"]
+    assert tree_matches(manifest, out / "c" / "tree")
+    with zipfile.ZipFile(out / "c" / "c.zip") as archive:
+        assert archive.testzip() is None
+        names = {n for n in archive.namelist() if not n.endswith("/")}
+    assert names == set(manifest["files"])
 
 
 def test_cli_bad_requirement_is_a_clear_usage_error(tmp_path):

@@ -1,4 +1,5 @@
-"""deploy's order of steps, with sam replaced by a fake: nothing invalid reaches `sam deploy`."""
+"""Unit tests of deploy's order of steps, with sam replaced by a fake: nothing invalid reaches
+`sam deploy`. Nothing is deployed here; test_deploy_localstack.py runs the real path."""
 
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ def test_invalid_function_package_is_never_deployed(project: Path, clients) -> N
     assert any(p["code"] == "import-failed" for p in err.value.report["problems"])
 
 
-def test_merged_then_validated_then_deployed(project: Path, clients) -> None:
+def test_merged_then_validated_then_handed_to_sam_deploy(project: Path, clients) -> None:
     sam = FakeSam(project, layer_has_dep=True)
     options = DeployOptions(
         target="localstack", config_env="localstack", project=project, endpoint_url="http://ls:4566"

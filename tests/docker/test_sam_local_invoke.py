@@ -52,6 +52,7 @@ from worker.batch import perform_task  # noqa: E402
 RUNTIME = "python3.12"  # template.yaml's Globals.Function.Runtime
 # template.yaml's DbName and DbUser defaults: the test leaves them as they are.
 DB_NAME = DB_USER = "tasks"
+DB_PASSWORD = "lambdakit-test-only"
 
 
 @pytest.fixture(scope="module")
@@ -65,11 +66,9 @@ def bridge(docker_client: docker.DockerClient) -> Bridge:
 
 @pytest.fixture(scope="module")
 def pg(bridge: Bridge) -> Iterator[Cluster]:
-    # Trust, not a password: SAM's --env-vars only overrides variables the
-    # template declares, and it declares no PGPASSWORD or DATABASE_URL (the
-    # password comes from Secrets Manager, unreachable offline). Limited to
-    # the one role and database, from the bridge subnet, of a throwaway server.
-    hba = [f"host {DB_NAME} {DB_USER} {bridge.subnet} trust"]
+    # A password, as the README's recipe has it: the template declares an empty
+    # DATABASE_URL so that `--env-vars` can pass a DSN with the password in it.
+    hba = [f"host {DB_NAME} {DB_USER} {bridge.subnet} scram-sha-256"]
     try:
         with throwaway_cluster(listen_addresses=[bridge.address], hba=hba) as cluster:
             yield cluster
@@ -81,7 +80,7 @@ def pg(bridge: Bridge) -> Iterator[Cluster]:
 def dsn(pg: Cluster) -> str:
     """The migrated `tasks` database, owned by the `tasks` role, as the worker sees it."""
     admin = Database(Settings(dsn=pg.dsn()))
-    admin.execute(f"CREATE ROLE {DB_USER} LOGIN")
+    admin.execute(f"CREATE ROLE {DB_USER} LOGIN PASSWORD '{DB_PASSWORD}'")
     admin.execute(f"CREATE DATABASE {DB_NAME} OWNER {DB_USER}")
     admin.close()
     dsn = f"host=127.0.0.1 port={pg.port} user={DB_USER} dbname={DB_NAME}"
@@ -139,15 +138,15 @@ def test_sam_local_invoke_worker_completes_a_task_in_postgresql(
     event = tmp_path / "event.json"
     event.write_text(json.dumps(sqs_event(task_id)))
     env_vars = tmp_path / "env.json"
-    # An empty DB_SECRET_NAME makes taskdb use the PG* variables alone.
-    env_vars.write_text(json.dumps({"WorkerFunction": {"DB_SECRET_NAME": ""}}))
+    # The README's recipe as written: the secret skipped, the DSN (password included) in DATABASE_URL.
+    database_url = f"postgresql://{DB_USER}:{DB_PASSWORD}@{bridge.address}:{pg.port}/{DB_NAME}"
+    env_vars.write_text(json.dumps({"WorkerFunction": {"DB_SECRET_NAME": "", "DATABASE_URL": database_url}}))
     result = run_sam(
         "local", "invoke", "WorkerFunction",
         "-t", str(sam_build / "template.yaml"), "-e", str(event), "--env-vars", str(env_vars),
         "--skip-pull-image",
         "--parameter-overrides",
-        # DbSecretName has no default; its value is unused (emptied above).
-        f"DbHost={bridge.address} DbPort={pg.port} DbSecretName=unused Architecture={runtime.arch.name}",
+        f"DbHost={bridge.address} DbSecretName=unused Architecture={runtime.arch.name}",
         cwd=tmp_path, timeout=300,
     )  # fmt: skip
     logs = f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-5000:]}"
