@@ -331,7 +331,7 @@ def export(result: BuildResult, dest: Path, *, function_package: bool) -> None:
             step="export",
         )
     record = out / BUILDS_DIR / EXPORTS
-    exported: dict[str, list[str]] = read_manifest_json(record)
+    exported: dict[str, list[str]] = _read_exports(record)
     try:
         present = (
             sorted(p.relative_to(target).as_posix() for p in target.rglob("*")) if target.exists() else []
@@ -351,7 +351,8 @@ def export(result: BuildResult, dest: Path, *, function_package: bool) -> None:
     record.write_text(json.dumps(exported, indent=1, sort_keys=True) + "\n")
 
 
-def read_manifest_json(path: Path) -> dict[str, list[str]]:
+def _read_exports(path: Path) -> dict[str, list[str]]:
+    """OUT/.builds/exports.json: each export folder and the files lambdakit put there."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):

@@ -939,6 +939,12 @@ def deploy(
     )
 
 
+def physical_id(cloudformation: Any, stack_name: str, logical_id: str) -> str:
+    """The deployed name of a template resource (a function's name, a queue's URL)."""
+    resource = cloudformation.describe_stack_resource(StackName=stack_name, LogicalResourceId=logical_id)
+    return str(resource["StackResourceDetail"]["PhysicalResourceId"])
+
+
 def function_states(
     client: Clients, stack_name: str, app: AppTemplate, *, timeout_s: float = FUNCTION_ACTIVE_TIMEOUT_S
 ) -> dict[str, str]:
@@ -953,10 +959,7 @@ def function_states(
     deadline = time.monotonic() + timeout_s
     for function in app.functions:
         try:
-            resource = cloudformation.describe_stack_resource(
-                StackName=stack_name, LogicalResourceId=function.logical_id
-            )
-            name = resource["StackResourceDetail"]["PhysicalResourceId"]
+            name = physical_id(cloudformation, stack_name, function.logical_id)
             while True:
                 config = lambda_.get_function_configuration(FunctionName=name)
                 if config.get("State") != "Pending" or time.monotonic() > deadline:

@@ -31,6 +31,7 @@ from builder.deploy import (
     aws_clients,
     detect_localstack,
     fetch_json,
+    physical_id,
     read_samconfig,
     read_template,
     stack_state,
@@ -313,10 +314,7 @@ def e2e(
     api = next((f.logical_id for f in app.functions if f.http_api), None)
     api_function = None
     if api is not None:
-        resource = client("cloudformation").describe_stack_resource(
-            StackName=environment.stack_name, LogicalResourceId=api
-        )
-        api_function = resource["StackResourceDetail"]["PhysicalResourceId"]
+        api_function = physical_id(client("cloudformation"), environment.stack_name, api)
     http_api = localstack is None or localstack.http_api
     lambda_client = client("lambda", INVOKE_CONFIG)
     transport = api_transport(
@@ -326,10 +324,7 @@ def e2e(
     result = run_e2e(transport, timeout_s=timeout_s)
     worker = next((f.logical_id for f in app.functions if f.consumes_queue), None)
     if result.failed_hop == WORKER_HOP and worker is not None:
-        resource = client("cloudformation").describe_stack_resource(
-            StackName=environment.stack_name, LogicalResourceId=worker
-        )
-        name = resource["StackResourceDetail"]["PhysicalResourceId"]
+        name = physical_id(client("cloudformation"), environment.stack_name, worker)
         diagnosis = diagnose_worker(lambda_client, client("logs"), name, since_ms=started_ms)
         result = dataclasses.replace(result, diagnosis=diagnosis)
     return result

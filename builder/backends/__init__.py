@@ -18,9 +18,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from builder.availability import Availability
-from builder.errors import EnvironmentProblem, ResolveError
+from builder.errors import EnvironmentProblem, ResolveError, UsageError
 from builder.progress import Progress, run_streamed
-from builder.requirements import RequirementSet
+from builder.requirements import SOURCE_BUILD_OPTIONS, RequirementSet
 from builder.runtimes import Target
 
 # Packages known to ship no wheels at all, and what to use instead.
@@ -126,3 +126,15 @@ def local_failure(tool: str, output: str) -> EnvironmentProblem | None:
         hint="free disk space or fix the permissions of --out and the temporary folder",
         step="resolve",
     )
+
+
+def refuse_source_builds(requirements: RequirementSet, backend: str) -> None:
+    """A wheels-only backend never compiles: a build here would produce binaries for this host."""
+    asked = sorted(set(requirements.options) & set(SOURCE_BUILD_OPTIONS))
+    if asked:
+        raise UsageError(
+            f"{requirements.path} asks for a build from source ({', '.join(asked)}), which the {backend} "
+            "backend never does: it would compile for this machine, not for Lambda",
+            hint="build inside the Lambda build image with --backend docker, or drop the option",
+            step="resolve",
+        )

@@ -25,10 +25,10 @@ from builder.backends import (
     ResolveRequest,
     local_failure,
     no_wheel_error,
+    refuse_source_builds,
     run_resolver,
     unresolved_error,
 )
-from builder.backends.uv import refuse_source_builds
 from builder.errors import EnvironmentProblem, ResolveError, UsageError
 from builder.layout import PYTHON_DIR
 from builder.progress import Progress

@@ -25,13 +25,13 @@ from builder.backends import (
     installed_distributions,
     local_failure,
     no_wheel_error,
+    refuse_source_builds,
     run_resolver,
     unresolved_error,
 )
 from builder.errors import EnvironmentProblem, LambdakitError, ResolveError, UsageError
 from builder.layout import PYTHON_DIR
 from builder.progress import Progress
-from builder.requirements import SOURCE_BUILD_OPTIONS, RequirementSet
 from builder.runtimes import Target
 
 _NO_WHEELS = re.compile(r"Because (?:only )?([A-Za-z0-9_.\-]+)(\S*) has no (?:usable )?wheels")
@@ -97,18 +97,6 @@ def explain_failure(output: str, target: Target) -> LambdakitError:
         tried = f"platform {target.uv_platform} (every manylinux tag up to glibc {target.uv_platform_glibc})"
         return no_wheel_error(match.group(1) + match.group(2), match.group(1), target, tried)
     return unresolved_error("uv", output, target)
-
-
-def refuse_source_builds(requirements: RequirementSet, backend: str) -> None:
-    """A wheels-only backend never compiles: a build here would produce binaries for this host."""
-    asked = sorted(set(requirements.options) & set(SOURCE_BUILD_OPTIONS))
-    if asked:
-        raise UsageError(
-            f"{requirements.path} asks for a build from source ({', '.join(asked)}), which the {backend} "
-            "backend never does: it would compile for this machine, not for Lambda",
-            hint="build inside the Lambda build image with --backend docker, or drop the option",
-            step="resolve",
-        )
 
 
 class UvBackend:

@@ -38,7 +38,7 @@ import boto3
 import pytest
 
 from builder import container
-from builder.deploy import LocalStackInfo, detect_localstack
+from builder.deploy import LocalStackInfo, detect_localstack, physical_id
 from builder.errors import EnvironmentProblem
 from builder.localstack import REPOSITORY
 
@@ -154,11 +154,6 @@ def deployed(
     return json.loads(result.stdout)
 
 
-def physical_id(aws: Aws, stack: str, logical_id: str) -> str:
-    resource = aws("cloudformation").describe_stack_resource(StackName=stack, LogicalResourceId=logical_id)
-    return resource["StackResourceDetail"]["PhysicalResourceId"]
-
-
 def wait_for(condition: Callable[[], Any], *, timeout_s: float, what: str) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -207,7 +202,7 @@ def test_queue_has_its_redrive_policy(deployed: dict[str, Any], aws: Aws) -> Non
 
 
 def test_worker_consumes_the_queue_with_partial_batch_responses(deployed: dict[str, Any], aws: Aws) -> None:
-    worker = physical_id(aws, deployed["stack"]["name"], "WorkerFunction")
+    worker = physical_id(aws("cloudformation"), deployed["stack"]["name"], "WorkerFunction")
     queue_arn = aws("sqs").get_queue_attributes(
         QueueUrl=deployed["outputs"]["QueueUrl"], AttributeNames=["QueueArn"]
     )
@@ -265,7 +260,9 @@ def test_packages_localstack_runs_carry_psycopg2(deployed: dict[str, Any], aws: 
     # Imported from the merged package alone, in a local python3.12, before anything was deployed.
     assert deployed["functions"][function] == "valid"
 
-    found = aws("lambda").get_function(FunctionName=physical_id(aws, deployed["stack"]["name"], function))
+    found = aws("lambda").get_function(
+        FunctionName=physical_id(aws("cloudformation"), deployed["stack"]["name"], function)
+    )
     assert found["Configuration"]["Runtime"] == "python3.12"
     # The layer is attached as on AWS, whether or not this LocalStack applies it.
     assert len(found["Configuration"]["Layers"]) == 1
