@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -65,29 +67,77 @@ def test_an_abandoned_staging_folder_is_swept_and_another_layers_is_not(tmp_path
     assert theirs.is_dir()  # a build of pg-extra may be running: only its own build sweeps it
 
 
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(child) for child in (task / "children").read_text().split()}
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_mid_build_keeps_the_previous_layer(tmp_path, signum, code):
+def test_a_signal_mid_build_keeps_the_previous_layer_and_stops_the_resolver(tmp_path, signum, code):
     out = tmp_path / "out"
-    requirements = _requirements(tmp_path, "aws-psycopg2==1.3.8")
-    argv = [*LAMBDAKIT, "build-layer", "x", "-r", str(requirements), "--runtime", "python3.10",
+    requirements = _requirements(tmp_path, "six==1.16.0")
+    argv = [*LAMBDAKIT, "build-layer", "x", "-r", str(requirements), "--runtime", "python3.12",
             "--out", str(out), "--import-check", "interpreter", "-q"]  # fmt: skip
     subprocess.run(argv, check=True)
     published = out / "x"
     link, zip_bytes = os.readlink(published), (published / "x.zip").read_bytes()
-    proc = subprocess.Popen([*argv, "--force"], stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not list((out / ".builds").glob(".staging-*/tree/python/*")) and time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail("the build finished before it could be interrupted")
-        time.sleep(0.02)
-    # Sent to lambdakit alone, not its process group: it must stop the resolver it runs itself.
-    proc.send_signal(signum)
-    _, stderr = proc.communicate(timeout=60)
+    # The interruption point is fixed, not raced: an index on loopback that accepts and never
+    # answers holds the rebuild inside its resolver until the signal comes.
+    with socket.socket() as index:
+        index.bind(("127.0.0.1", 0))
+        index.listen(8)
+        index.settimeout(120)
+        requirements.write_text(
+            f"--index-url http://127.0.0.1:{index.getsockname()[1]}/simple\nnot-cached==9\n"
+        )
+        proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+        connection, _ = index.accept()
+        with connection:
+            assert list((out / ".builds").glob(".staging-*")), "the rebuild is mid-build: its staging exists"
+            resolvers = _children(proc.pid)
+            assert resolvers, "the resolver is running when the signal comes"
+            # Sent to lambdakit alone, not its process group: it must stop the resolver itself.
+            proc.send_signal(signum)
+            _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == code, stderr
     assert "previous layer is unchanged" in stderr and "Traceback" not in stderr
+    assert [pid for pid in resolvers if _alive(pid)] == []
     assert os.readlink(published) == link
     assert (published / "x.zip").read_bytes() == zip_bytes
     assert not list((out / ".builds").glob(".staging-*"))
+
+
+def test_a_second_build_of_a_layer_waits_for_the_lock_before_it_touches_the_disk(tmp_path):
+    out = tmp_path / "out"
+    argv = [*LAMBDAKIT, "build-layer", "c", "-r", str(_requirements(tmp_path, "six==1.16.0")),
+            "--out", str(out), "--import-check", "interpreter", "-q"]  # fmt: skip
+    (out / ".builds").mkdir(parents=True)
+    with (out / ".builds" / "c.lock").open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as a running build of layer c holds it
+        proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+        # The kernel lists a process blocked on a lock as a waiter ("->") in /proc/locks.
+        deadline = time.monotonic() + 120
+        while f" {proc.pid} " not in "".join(
+            line for line in Path("/proc/locks").read_text().splitlines(keepends=True) if "->" in line
+        ):
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "the second build never waited on the lock"
+            time.sleep(0.02)
+        assert not list((out / ".builds").glob(".staging-*")) and not (out / "c").exists()
+        fcntl.flock(held, fcntl.LOCK_UN)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert (out / "c" / "c.zip").is_file()
 
 
 def test_export_replaces_its_own_previous_export_whole(tmp_path):
