@@ -136,8 +136,8 @@ def cli() -> None:
 @click.option(
     "--allow-unverified",
     is_flag=True,
-    help="Exit 0 when the layer is published but its import could not be checked here "
-    "(still reported NOT VERIFIED and recorded in layer.json). Default: exit 3.",
+    help="Exit 0 and export when the layer is published but its import could not be checked here "
+    "(still reported NOT VERIFIED and recorded in layer.json). Default: exit 3, nothing exported.",
 )
 @click.option(
     "--export",
@@ -196,18 +196,22 @@ def build_layer_command(
         )
         progress = Silent() if (quiet or json_output) else TerminalProgress(verbose=verbose)
         result = build_layer(options, progress)
-        if export_dir is not None:
+        # An export is what SAM or a deploy picks up: a layer nobody import-checked goes there
+        # only when the user said so.
+        exporting = result.verdict != "not-verified" or allow_unverified
+        if export_dir is not None and exporting:
             export(result, export_dir, function_package=False)
-        if export_function_dir is not None:
+        if export_function_dir is not None and exporting:
             export(result, export_function_dir, function_package=True)
     if json_output:
         emit_json(_build_document(result))
     elif not quiet:
         _render_build(result)
     if result.verdict == "not-verified":
+        withheld = "" if allow_unverified or not (export_dir or export_function_dir) else "; not exported"
         click.secho(
             "NOT VERIFIED: published, but neither a runtime image nor a local interpreter could "
-            "import-check it" + ("" if allow_unverified else " (--allow-unverified accepts that)"),
+            f"import-check it{withheld}" + ("" if allow_unverified else " (--allow-unverified accepts that)"),
             fg="yellow",
             err=True,
         )

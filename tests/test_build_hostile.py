@@ -295,3 +295,17 @@ def test_a_read_only_out_or_export_is_an_environment_error(tmp_path, small_disk)
     exported = _build("deps", six, out, "--export", str(disk / "export"), "--json")
     assert exported.exit_code == 2 and "Read-only file system" in json.loads(exported.output)["message"]
     assert (out / "deps" / "deps.zip").is_file()  # the layer itself was published before the export
+
+
+def test_a_layer_that_could_not_be_import_checked_is_exported_only_when_allowed(tmp_path):
+    # arm64 on this x86_64 machine kind without Docker: built and audited, never imported.
+    requirements = _requirements(tmp_path, "six==1.16.0")
+    argv = ["build-layer", "arm", "-r", str(requirements), "--arch", "arm64", "--backend", "uv",
+            "--out", str(tmp_path / "out"), "--import-check", "interpreter"]  # fmt: skip
+    export = tmp_path / "artifacts"
+    strict = CliRunner().invoke(cli, [*argv, "--export", str(export)])
+    assert strict.exit_code == 3, strict.output
+    assert "not exported" in strict.output and not export.exists()
+    allowed = CliRunner().invoke(cli, [*argv, "--export", str(export), "--allow-unverified"])
+    assert allowed.exit_code == 0, allowed.output
+    assert sorted(p.name for p in (export / "python").iterdir()) == ["six-1.16.0.dist-info", "six.py"]

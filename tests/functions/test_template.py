@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from harness import ROOT, TEMPLATE, run_sam
+
+from builder.audit.elf import read_elf
 
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 
@@ -107,20 +111,32 @@ def test_the_worker_package_has_no_dependency_besides_the_layer(tmp_path: Path) 
     assert files == _sources("worker", "taskdb")
 
 
-def test_the_layer_makefile_exports_a_validated_layer_for_the_chosen_arch(tmp_path: Path) -> None:
-    calls, _ = _make(tmp_path, ROOT / "layers" / "psycopg2" / "Makefile", "build-Psycopg2Layer", "ARCH=arm64")
+def test_arm64_sam_build_runs_lambdakit_for_arm64_and_exports_no_layer_it_could_not_prove(
+    tmp_path: Path,
+) -> None:
+    """A real `ARCH=arm64 sam build` of the layer, on a copy of the project (its build/ is the copy's).
 
-    artifacts = str(tmp_path / "artifacts")
-    assert calls == [
-        [
-            str(ROOT),
-            "build-layer",
-            "psycopg2",
-            "--runtime",
-            "python3.12",
-            "--arch",
-            "arm64",
-            "--export",
-            artifacts,
-        ],
-    ]
+    No machine of this kind can import-check an arm64 python3.12 layer (no interpreter, no
+    image): lambdakit builds and audits the arm64 layer, says NOT VERIFIED and exits 3, and
+    SAM's build fails instead of handing on a layer nobody proved.
+    """
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "layers" / "psycopg2", project / "layers" / "psycopg2")
+    shutil.copy(ROOT / "template.yaml", project)
+    build_dir = tmp_path / "sam-build"
+
+    result = run_sam(
+        "build", "Psycopg2Layer", "--build-dir", str(build_dir), cwd=project, env={"ARCH": "arm64"}
+    )
+
+    assert result.returncode != 0, result.stdout[-2000:]
+    output = result.stdout + result.stderr
+    assert "NOT VERIFIED" in output and "python3.12 arm64" in output, output[-3000:]
+    assert not (build_dir / "Psycopg2Layer" / "python").exists()
+    manifest = json.loads((project / "build" / "layers" / "psycopg2" / "layer.json").read_text())
+    assert (manifest["runtime"], manifest["arch"]) == ("python3.12", "arm64")
+    assert manifest["validation"]["verdict"] == "not-verified" and manifest["validation"]["problems"] == []
+    [extension] = (project / "build" / "layers" / "psycopg2" / "tree" / "python" / "psycopg2").glob(
+        "_psycopg*.so"
+    )
+    assert read_elf(extension).machine == "EM_AARCH64"
