@@ -1,8 +1,13 @@
-"""doctor's checks, each on what the test controls: a listening socket, a fake LocalStack, PATH."""
+"""doctor's checks, each on what the test controls (a listening socket, a fake LocalStack, PATH), and the
+real command's exit code when a required or only an optional check fails."""
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +21,8 @@ from builder.doctor import (
     check_postgres,
     check_tool,
 )
-from builder.runtimes import target
+from builder.errors import EXIT_INVALID, EXIT_OK
+from builder.runtimes import all_targets, target
 
 from .conftest import free_port
 
@@ -78,3 +84,119 @@ def test_only_required_checks_decide() -> None:
     assert DoctorReport(checks=(Check(name="sam", ok=True, detail=""), optional_missing)).ok
     assert not DoctorReport(checks=(Check(name="sam", ok=False, detail=""),)).ok
     assert DoctorReport(checks=()).to_dict() == {"schema": 1, "ok": True, "checks": []}
+
+
+# --- `lambdakit doctor` end to end: the real command in a subprocess, its inputs pointed by the test ---
+
+
+def _runtime_without_system_interpreter() -> str:
+    """A catalogue version find_interpreter cannot find once PYENV_ROOT is empty: none in /usr/bin or
+    /usr/local/bin (those two are always searched, so the test cannot hide them)."""
+    for t in all_targets():
+        if not any(Path(d, f"python{t.version}").exists() for d in ("/usr/bin", "/usr/local/bin")):
+            return t.version
+    pytest.skip("every catalogue Python has a system interpreter here: no required check can be made to fail")
+
+
+def _run_doctor(project: Path, pyenv_root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m builder doctor` with every optional service pointed at something dead.
+
+    Docker at a socket that does not exist, LocalStack and PostgreSQL at closed ports: those
+    optional checks fail, fast, whatever this machine runs. PYENV_ROOT decides which
+    interpreters doctor finds. A `sam` that answers --version sits first on PATH so the required
+    sam check passes even where the venv has none (doctor prefers the venv's own sam).
+    """
+    bin_dir = project / "fake-bin"
+    bin_dir.mkdir(exist_ok=True)
+    sam = bin_dir / "sam"
+    sam.write_text("#!/bin/sh\necho 'SAM CLI, version 9.9.9'\n")
+    sam.chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYENV_ROOT": str(pyenv_root),
+        "DOCKER_HOST": f"unix://{project / 'no-docker.sock'}",
+        "PGHOST": "127.0.0.1",
+        "PGPORT": str(free_port()),
+        # urllib would send the LocalStack probe to a configured proxy, which may answer.
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    }
+    argv = [sys.executable, "-m", "builder", "doctor", "--project-dir", str(project)]
+    argv += ["--endpoint-url", f"http://127.0.0.1:{free_port()}", *args]
+    return subprocess.run(argv, capture_output=True, text=True, env=env, cwd=project, timeout=120)
+
+
+def _fake_pyenv(root: Path, version: str) -> Path:
+    """A PYENV_ROOT holding an executable pythonX.Y: all find_interpreter asks of one."""
+    interpreter = root / "versions" / f"{version}.99" / "bin" / f"python{version}"
+    interpreter.parent.mkdir(parents=True)
+    interpreter.write_text("#!/bin/sh\nexit 0\n")
+    interpreter.chmod(0o755)
+    return root
+
+
+def test_doctor_exits_1_naming_the_missing_required_interpreter_and_its_fix(
+    project: Path, tmp_path: Path
+) -> None:
+    # The app's runtime decides which interpreter is required: one this machine cannot offer.
+    version = _runtime_without_system_interpreter()
+    template = project / "template.yaml"
+    template.write_text(template.read_text().replace("Runtime: python3.12", f"Runtime: python{version}"))
+    empty_pyenv = tmp_path / "empty-pyenv"
+    empty_pyenv.mkdir()
+
+    proc = _run_doctor(project, empty_pyenv)
+    assert proc.returncode == EXIT_INVALID, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    missing = [i for i, line in enumerate(lines) if line.startswith("MISSING ")]
+    # Only the interpreter is required and absent: sam answers, the rest is optional.
+    assert len(missing) == 1, proc.stdout
+    assert f"python{version} interpreter: none" in lines[missing[0]]
+    assert lines[missing[0] + 1].split() == ["fix:", "pyenv", "install", version]
+    assert proc.stderr == ""
+
+    proc = _run_doctor(project, empty_pyenv, "--json")
+    assert proc.returncode == EXIT_INVALID, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["schema"] == 1 and report["ok"] is False
+    failed_required = [c for c in report["checks"] if not c["ok"] and not c["optional"]]
+    assert failed_required == [
+        {
+            "name": f"python{version} interpreter",
+            "ok": False,
+            "optional": False,
+            "detail": failed_required[0]["detail"],
+            "fix": f"pyenv install {version}",
+        }
+    ]
+    assert "not verified" in failed_required[0]["detail"]
+
+
+def test_doctor_exits_0_when_only_optional_checks_fail(project: Path, tmp_path: Path) -> None:
+    # The project's runtime is python3.12: give doctor that interpreter and nothing else it needs.
+    pyenv = _fake_pyenv(tmp_path / "pyenv", "3.12")
+
+    proc = _run_doctor(project, pyenv)
+    assert proc.returncode == EXIT_OK, proc.stdout + proc.stderr
+    assert not any(line.startswith("MISSING ") for line in proc.stdout.splitlines()), proc.stdout
+    optional_missing = {
+        line.split(": ", 1)[0].removeprefix("missing (optional)").strip()
+        for line in proc.stdout.splitlines()
+        if line.startswith("missing (optional)")
+    }
+    # The dead services were seen as missing, so exit 0 is the optional rule, not a lucky machine.
+    assert {"docker engine", "localstack"} <= optional_missing, proc.stdout
+    assert any(name.startswith("postgresql 127.0.0.1:") for name in optional_missing), proc.stdout
+    assert "python3.12 interpreter" not in optional_missing
+
+    proc = _run_doctor(project, pyenv, "--json")
+    assert proc.returncode == EXIT_OK, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["ok"] is True
+    failed = [c for c in report["checks"] if not c["ok"]]
+    assert failed and all(c["optional"] for c in failed)
+    found = {c["name"]: c for c in report["checks"]}
+    assert found["sam"]["ok"] and not found["sam"]["optional"]
+    assert found["python3.12 interpreter"]["ok"] and not found["python3.12 interpreter"]["optional"]
+    assert "scripts/ensure-docker.sh" in found["docker engine"]["fix"]
