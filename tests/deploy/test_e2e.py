@@ -210,5 +210,5 @@ def test_transport_choice() -> None:
 def test_event_has_what_mangum_reads() -> None:
     event = http_api_event("GET", "/tasks/1", None)
     assert event["body"] is None
-    assert event["requestContext"]["http"]["sourceIp"]
+    assert event["requestContext"]["http"]["sourceIp"] == "127.0.0.1"  # Mangum reads it as the client
     assert event["isBase64Encoded"] is False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,12 +21,30 @@ def _properties(name: str) -> dict[str, Any]:
     return RESOURCES[name]["Properties"]
 
 
-def test_sam_validate_lint_passes_without_warnings() -> None:
-    result = run_sam("validate", "--lint", "--template", str(ROOT / "template.yaml"), timeout=120)
+# How `sam validate --lint` prints a cfn-lint match: "[[W3005: <rule title>] (<message>) matched 13]".
+LINT_MATCH = re.compile(r"\[\[([EWI]\d{4}): ")
 
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip().endswith("is a valid SAM Template")
-    assert "W" not in {line[:1] for line in result.stdout.splitlines()}  # cfn-lint prints W1234 ...
+
+def _lint(template: Path) -> tuple[int, list[str], str]:
+    result = run_sam("validate", "--lint", "--template", str(template), timeout=120)
+    return result.returncode, LINT_MATCH.findall(result.stdout + result.stderr), result.stdout
+
+
+def test_the_lint_check_sees_a_warning_in_the_format_sam_prints(tmp_path: Path) -> None:
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        "Transform: AWS::Serverless-2016-10-31\nResources:\n  Q:\n    Type: AWS::SQS::Queue\n"
+        "  R:\n    Type: AWS::SQS::Queue\n    DependsOn: Q\n"
+        "    Properties:\n      QueueName: !GetAtt Q.QueueName\n"
+    )
+    code, matches, _ = _lint(template)
+    assert (code, matches) == (1, ["W3005"])  # DependsOn already enforced by the GetAtt
+
+
+def test_sam_validate_lint_passes_without_warnings() -> None:
+    code, matches, stdout = _lint(ROOT / "template.yaml")
+    assert (code, matches) == (0, []), stdout
+    assert stdout.strip() == f"{ROOT / 'template.yaml'} is a valid SAM Template"
 
 
 def _default(parameter_ref: dict[str, str]) -> int:
