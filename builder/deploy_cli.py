@@ -13,7 +13,7 @@ import click
 from builder.deploy import DEFAULT_LOCALSTACK_URL, TARGETS, DeployOptions, DeployResult, deploy
 from builder.doctor import doctor
 from builder.e2e import E2EResult, e2e
-from builder.errors import EXIT_INVALID, EXIT_NOT_VERIFIED, EXIT_OK
+from builder.errors import EXIT_INVALID, EXIT_NOT_VERIFIED, EXIT_OK, EXIT_USAGE
 from builder.progress import Progress, Silent
 from builder.render import TerminalProgress, emit_json, user_errors
 
@@ -246,8 +246,8 @@ def _render_e2e(result: E2EResult) -> None:
 def doctor_command(endpoint_url: str, project_dir: Path, json_output: bool) -> None:
     """What this machine has for building, checking and deploying, and how to get the rest.
 
-    Exits 1 when something every workflow needs is missing; lines marked
-    "optional" are needed by some workflows only.
+    Exits 2 (an environment error) when something every workflow needs is
+    missing; lines marked "optional" are needed by some workflows only.
     """
     report = doctor(project_dir, endpoint_url=endpoint_url)
     if json_output:
@@ -258,4 +258,4 @@ def doctor_command(endpoint_url: str, project_dir: Path, json_output: bool) -> N
             click.secho(f"{mark:<19} {check.name}: {check.detail}", fg="green" if check.ok else "yellow")
             if not check.ok and check.fix:
                 click.echo(f"{'':<19} fix: {check.fix}")
-    sys.exit(EXIT_OK if report.ok else EXIT_INVALID)
+    sys.exit(EXIT_OK if report.ok else EXIT_USAGE)

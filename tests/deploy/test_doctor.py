@@ -21,7 +21,7 @@ from builder.doctor import (
     check_postgres,
     check_tool,
 )
-from builder.errors import EXIT_INVALID, EXIT_OK
+from builder.errors import EXIT_OK, EXIT_USAGE
 from builder.runtimes import all_targets, target
 
 from .conftest import free_port
@@ -136,7 +136,7 @@ def _fake_pyenv(root: Path, version: str) -> Path:
     return root
 
 
-def test_doctor_exits_1_naming_the_missing_required_interpreter_and_its_fix(
+def test_doctor_exits_2_naming_the_missing_required_interpreter_and_its_fix(
     project: Path, tmp_path: Path
 ) -> None:
     # The app's runtime decides which interpreter is required: one this machine cannot offer.
@@ -147,7 +147,7 @@ def test_doctor_exits_1_naming_the_missing_required_interpreter_and_its_fix(
     empty_pyenv.mkdir()
 
     proc = _run_doctor(project, empty_pyenv)
-    assert proc.returncode == EXIT_INVALID, proc.stdout + proc.stderr
+    assert proc.returncode == EXIT_USAGE, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     missing = [i for i, line in enumerate(lines) if line.startswith("MISSING ")]
     # Only the interpreter is required and absent: sam answers, the rest is optional.
@@ -157,7 +157,7 @@ def test_doctor_exits_1_naming_the_missing_required_interpreter_and_its_fix(
     assert proc.stderr == ""
 
     proc = _run_doctor(project, empty_pyenv, "--json")
-    assert proc.returncode == EXIT_INVALID, proc.stdout + proc.stderr
+    assert proc.returncode == EXIT_USAGE, proc.stdout + proc.stderr
     report = json.loads(proc.stdout)
     assert report["schema"] == 1 and report["ok"] is False
     failed_required = [c for c in report["checks"] if not c["ok"] and not c["optional"]]
