@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -14,7 +15,8 @@ import pytest
 from click.testing import CliRunner
 from packaging.version import Version
 
-from builder import runtimes
+import builder
+from builder import build, package, runtimes
 from builder.build import BuildOptions, build_layer
 from builder.cli import cli
 from builder.errors import InvalidLayer, ResolveError
@@ -168,6 +170,79 @@ def test_failed_build_keeps_the_previous_layer(tmp_path):
         _build(tmp_path, _requirements(tmp_path, "numpy==2.3.5"), "python3.11")
     assert good.zip_path.read_bytes() == before
     assert not list((tmp_path / "out" / ".builds").glob(".staging-*"))
+
+
+def test_a_new_tool_version_rebuilds_what_unchanged_inputs_leave_as_they_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requirements = _requirements(tmp_path, "six==1.16.0")
+    first = _build(tmp_path, requirements, "python3.12")
+    first_build = os.readlink(first.path)
+    second = _build(tmp_path, requirements, "python3.12")
+    assert (first.status, second.status, second.timings) == ("built", "up-to-date", {})
+
+    # Another lambdakit release, same inputs: package.py puts the version in the cache key,
+    # build.py writes it into layer.json.
+    newer = builder.__version__ + ".post1"
+    monkeypatch.setattr(package, "__version__", newer)
+    monkeypatch.setattr(build, "__version__", newer)
+    third = _build(tmp_path, requirements, "python3.12")
+
+    assert third.status == "built"
+    assert {"resolve", "slim", "package", "publish"} <= set(third.timings)
+    assert third.manifest["cache_key"] != first.manifest["cache_key"]
+    assert first.manifest["tool"]["version"] == builder.__version__
+    assert third.manifest["tool"]["version"] == newer
+    assert os.readlink(third.path) != first_build
+    assert json.loads((third.path / "layer.json").read_text())["tool"]["version"] == newer
+    # And the new version's build is the one a further unchanged run keeps.
+    assert _build(tmp_path, requirements, "python3.12").status == "up-to-date"
+
+
+def _wheel(folder: Path, name: str, version: str, files: dict[str, str]) -> Path:
+    """A pure-Python wheel written by hand: the files, METADATA, WHEEL and a RECORD of them all."""
+    info = f"{name}-{version}.dist-info"
+    members = {
+        **files,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    for path, text in members.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(text.encode())}")
+    members[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,"]) + "\n"
+    wheel = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in members.items():
+            archive.writestr(path, text)
+    return wheel
+
+
+def test_a_build_that_fails_validation_keeps_the_previous_layer(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    good = _build(tmp_path, _requirements(tmp_path, "six==1.16.0"), "python3.12")
+    link, zip_bytes, manifest = os.readlink(good.path), good.zip_path.read_bytes(), good.manifest
+    builds = sorted(p.name for p in (out / ".builds").iterdir())
+    # Resolves and packages fine; only the import check finds it broken.
+    wheel = _wheel(tmp_path, "boom", "1.0", {"boom.py": "raise RuntimeError('boom on import')\n"})
+    broken = tmp_path / "broken" / "requirements.txt"
+    broken.parent.mkdir()
+    broken.write_text(f"{wheel}\n")
+
+    result = _build_cli("layer", broken, out, "--json")
+
+    assert result.exit_code == 1, result.output
+    document = json.loads(result.output)
+    assert (document["error"], document["step"]) == ("InvalidLayer", "validate")
+    problems = document["validation"]["problems"]
+    assert [(p["code"], p["path"]) for p in problems] == [("import-failed", "boom")]
+    assert "RuntimeError: boom on import" in problems[0]["message"]
+    assert os.readlink(good.path) == link
+    assert good.zip_path.read_bytes() == zip_bytes
+    assert json.loads((good.path / "layer.json").read_text()) == manifest
+    # Nothing of the failed build is left: no staging folder, no build folder, only the lock.
+    assert sorted(p.name for p in (out / ".builds").iterdir()) == builds
 
 
 def test_concurrent_builds_of_one_layer_do_not_corrupt_it(tmp_path):

@@ -1,9 +1,13 @@
 import hashlib
 import os
+import tomllib
 import zipfile
+from pathlib import Path
 
 import pytest
 
+import builder
+from builder import package
 from builder.package import cache_key, write_zip, zip_matches, zip_stamp
 
 
@@ -47,16 +51,19 @@ def test_symlinks_are_refused(tmp_path):
         write_zip(tree, tmp_path / "t.zip")
 
 
+KEY_INPUTS = dict(
+    requirements_text="a==1\n",
+    runtime="python3.12",
+    arch="x86_64",
+    backend="uv",
+    data_texts=("{}", "[]"),
+    validate=True,
+    import_check="auto",
+)
+
+
 def test_cache_key_changes_with_each_input():
-    base = dict(
-        requirements_text="a==1\n",
-        runtime="python3.12",
-        arch="x86_64",
-        backend="uv",
-        data_texts=("{}", "[]"),
-        validate=True,
-        import_check="auto",
-    )
+    base = KEY_INPUTS
     variants = [
         ("requirements_text", "a==2\n"),
         ("runtime", "python3.11"),
@@ -69,6 +76,24 @@ def test_cache_key_changes_with_each_input():
     ]
     keys = {cache_key(**base)} | {cache_key(**{**base, field: value}) for field, value in variants}
     assert len(keys) == len(variants) + 1
+
+
+def test_cache_key_changes_with_the_tool_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A new lambdakit may slim, audit or zip differently: its first build must not take an
+    # older release's layer as up to date. The key reads the version package.py imported.
+    before = cache_key(**KEY_INPUTS)
+    assert cache_key(**KEY_INPUTS) == before  # nothing else in the key varies between calls
+
+    monkeypatch.setattr(package, "__version__", builder.__version__ + ".post1")
+
+    assert cache_key(**KEY_INPUTS) != before
+
+
+def test_the_version_in_the_cache_key_is_the_one_in_pyproject() -> None:
+    # builder.__version__ and pyproject.toml's version are written separately: a release that
+    # bumps only pyproject.toml would keep the old key and pass old layers as up to date.
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    assert package.__version__ == builder.__version__ == project["version"]
 
 
 def test_a_published_zip_is_trusted_by_size_and_time_and_rehashed_when_they_change(tmp_path):

@@ -105,6 +105,16 @@ class Compiler:
         return out
 
 
+def patch_machine(path: Path, machine: int) -> None:
+    """Rewrite e_machine, as if the library had been built for another CPU."""
+    data = bytearray(path.read_bytes())
+    data[18:20] = machine.to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+
+
+EM_AARCH64 = 183
+
+
 @pytest.fixture
 def cc(tmp_path: Path) -> Compiler:
     return Compiler(tmp_path / "work")

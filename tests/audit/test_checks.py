@@ -11,7 +11,7 @@ from builder.audit.elf import read_elf
 from builder.problems import Problem
 from builder.runtimes import all_targets, target
 
-from .conftest import Compiler, unpack
+from .conftest import EM_AARCH64, Compiler, patch_machine, unpack
 
 PY312 = target("python3.12", "x86_64")
 PY312_ARM = target("python3.12", "arm64")
@@ -28,16 +28,6 @@ def codes(problems: list[Problem]) -> list[str]:
 
 def only(problems: list[Problem], code: str) -> list[Problem]:
     return [p for p in problems if p.code == code]
-
-
-def patch_machine(path: Path, machine: int) -> None:
-    """Rewrite e_machine, as if the library had been built for another CPU."""
-    data = bytearray(path.read_bytes())
-    data[18:20] = machine.to_bytes(2, "little")
-    path.write_bytes(bytes(data))
-
-
-EM_AARCH64 = 183
 
 
 # --- real wheels --------------------------------------------------------------------------------
