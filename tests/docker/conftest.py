@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import docker
+import lookalike
 import pytest
+from lookalike import Lookalike
 
 from builder import container, standin
 from builder.backends import Resolved, ResolveRequest
@@ -160,3 +162,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(
             f"{name:<28} {size['unzipped'] / 1e6:6.1f} MB unzipped  {size['zipped'] / 1e6:5.1f} MB zipped"
         )
+
+
+@pytest.fixture
+def official_lookalike(docker_client: docker.DockerClient) -> Iterator[Lookalike]:
+    """python3.13's build image name on an image without the stand-in label, for one test."""
+    with lookalike.official_lookalike(docker_client) as made:
+        yield made
