@@ -60,9 +60,9 @@ def test_a_slow_statement_is_cancelled_and_the_connection_survives(dsn: str) -> 
     started = time.monotonic()
 
     with pytest.raises(psycopg2.errors.QueryCanceled):
-        db.execute("SELECT pg_sleep(5)")
+        db.execute("SELECT pg_sleep(60)")
 
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 30  # the 200 ms timeout, not the 60 s sleep, ended it; generous
     assert _backend_pid(db) == pid
     db.close()
 
