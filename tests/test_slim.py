@@ -231,3 +231,21 @@ def test_a_file_with_elf_magic_that_cannot_be_parsed_is_kept_for_the_audit_to_re
     assert sorted((p.code, p.path, p.severity) for p in problems) == [
         ("unreadable-binary", rel, "error") for rel in sorted(unreadable)
     ]
+
+
+def test_an_unparseable_binary_keeps_every_bundled_library_since_what_it_needs_is_unknown(
+    cc: Compiler, root: Path
+) -> None:
+    write(root, "python/pkg/__init__.py")
+    cc.library(
+        root / "python/pkg.libs/libneeded-1a2b3c4d.so.1", SOURCE, "-Wl,-soname,libneeded-1a2b3c4d.so.1"
+    )
+    truncated = cc.library(
+        root / f"python/pkg/_broken.{TAG}.so", SOURCE, *cc.needs("libneeded-1a2b3c4d.so.1")
+    )
+    truncated.write_bytes(truncated.read_bytes()[:3000])
+
+    result = slim(root, PY312)
+
+    assert result.removed == ()
+    assert "python/pkg.libs/libneeded-1a2b3c4d.so.1" in files(root)
