@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -16,6 +17,8 @@ from builder.progress import Silent
 from builder.verify import IMPORT_CHECK_CHOICES
 
 if TYPE_CHECKING:
+    from builder.matrix import TargetOutcome
+    from builder.runtimes import Target
     from builder.validate import ValidationReport
 from builder.render import (
     TerminalProgress,
@@ -40,6 +43,35 @@ ARCH_OPTION = click.option(
     show_default=True,
     help="Lambda architecture the layer is for.",
 )
+
+
+class ChoiceList(click.ParamType):
+    """Comma-separated choices, or "all"; with multiple=True the option may also repeat."""
+
+    name = "list"
+
+    def __init__(self, choices: list[str] | tuple[str, ...]) -> None:
+        self.choices = tuple(choices)
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return f"[{'|'.join(self.choices)}|all],..."
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, ...]:
+        if isinstance(value, tuple):
+            return value
+        items = self.choices if value == "all" else tuple(v.strip() for v in str(value).split(","))
+        for item in items:
+            if item not in self.choices:
+                self.fail(f"{item!r} is not one of {', '.join(self.choices)}, or all", param, ctx)
+        return items
+
+
+def _flat(groups: tuple[tuple[str, ...], ...]) -> list[str]:
+    return list(dict.fromkeys(item for group in groups for item in group))
+
+
 JSON_OPTION = click.option("--json", "json_output", is_flag=True, help="Print one JSON document on stdout.")
 IMPORT_CHECK_OPTION = click.option(
     "--import-check",
@@ -109,8 +141,25 @@ def cli() -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Requirements file. Default: layers/NAME/requirements.txt.",
 )
-@RUNTIME_OPTION
-@ARCH_OPTION
+@click.option(
+    "--runtime",
+    "runtime_names",
+    type=ChoiceList(runtimes.runtime_names()),
+    multiple=True,
+    default=[(runtimes.DEFAULT_RUNTIME,)],
+    show_default=runtimes.DEFAULT_RUNTIME,
+    help="Lambda Python runtime the layer is for; a list (python3.11,python3.12) or all builds each "
+    "runtime x arch in parallel into OUT/<runtime>-<arch>/NAME and prints one table.",
+)
+@click.option(
+    "--arch",
+    "arch_names",
+    type=ChoiceList(runtimes.ARCHES),
+    multiple=True,
+    default=[(runtimes.DEFAULT_ARCH,)],
+    show_default=runtimes.DEFAULT_ARCH,
+    help="Lambda architecture the layer is for; a list (x86_64,arm64) or all, as for --runtime.",
+)
 @click.option(
     "--backend",
     type=click.Choice(["auto", "uv", "pip", "docker"]),
@@ -157,8 +206,8 @@ def cli() -> None:
 def build_layer_command(
     name: str,
     requirements: Path | None,
-    runtime: str,
-    arch: str,
+    runtime_names: tuple[tuple[str, ...], ...],
+    arch_names: tuple[tuple[str, ...], ...],
     backend: str,
     out: Path,
     no_validate: bool,
@@ -178,16 +227,25 @@ def build_layer_command(
       lambdakit build-layer                          # layers/psycopg2, python3.12, x86_64
       lambdakit build-layer psycopg2 --runtime python3.11 --arch arm64
       lambdakit build-layer mydeps -r requirements.txt --runtime python3.13 --json
+      lambdakit build-layer psycopg2 --runtime all --arch all   # every target, one table
 
     The layer is resolved, slimmed, zipped, audited and import-checked, then
     published atomically; an invalid layer is never published. Unchanged inputs
     are not rebuilt.
     """
+    requirements = requirements or Path("layers") / name / "requirements.txt"
+    targets = [runtimes.target(r, a) for r in _flat(runtime_names) for a in _flat(arch_names)]
+    if len(targets) > 1:
+        flags = ["--force"] * force + ["--no-validate"] * no_validate
+        _build_matrix(name, requirements, targets, out=out, json_output=json_output, quiet=quiet,
+                      allow_unverified=allow_unverified, exports=bool(export_dir or export_function_dir),
+                      options=[f"--backend={backend}", f"--import-check={import_check}", *flags])  # fmt: skip
+    [target] = targets
     with user_errors(json_output):
         options = BuildOptions(
             name=name,
-            requirements=requirements or Path("layers") / name / "requirements.txt",
-            target=runtimes.target(runtime, arch),
+            requirements=requirements,
+            target=target,
             out=out,
             backend=backend,  # type: ignore[arg-type]
             validate=not no_validate,
@@ -217,6 +275,63 @@ def build_layer_command(
         )
         sys.exit(EXIT_OK if allow_unverified else EXIT_NOT_VERIFIED)
     sys.exit(_verdict_exit(result.verdict))
+
+
+def _build_matrix(
+    name: str,
+    requirements: Path,
+    targets: list[Target],
+    *,
+    out: Path,
+    json_output: bool,
+    quiet: bool,
+    allow_unverified: bool,
+    exports: bool,
+    options: list[str],
+) -> NoReturn:
+    from builder.matrix import build_matrix, target_out, worst_exit
+
+    with user_errors(json_output):
+        if exports:
+            raise UsageError(
+                "--export and --export-function take one target's layer, not a matrix's",
+                hint="export one runtime and arch at a time (its layer is in OUT/<runtime>-<arch>/NAME)",
+            )
+        if not requirements.is_file():
+            raise UsageError(f"{requirements} does not exist", hint="pass -r FILE, or create that file")
+
+        def argv_for(t: Target) -> list[str]:
+            return ["build-layer", name, "-r", str(requirements.resolve()), "--runtime", t.runtime,
+                    "--arch", t.arch.name, "--out", str(target_out(out, t)), *options]  # fmt: skip
+
+        def on_done(outcome: TargetOutcome) -> None:
+            if not (quiet or json_output):
+                t = outcome.target
+                click.echo(
+                    f"  {t.runtime} {t.arch.name}: {outcome.verdict} ({outcome.seconds:.1f}s)", err=True
+                )
+
+        jobs = min(len(targets), os.cpu_count() or 1)
+        if not (quiet or json_output):
+            click.echo(f"building {name} for {len(targets)} targets, {jobs} at a time", err=True)
+        outcomes = build_matrix(targets, argv_for, jobs=jobs, on_done=on_done)
+    code = worst_exit(outcomes, allow_unverified=allow_unverified)
+    if json_output:
+        emit_json({"schema": 1, "ok": code == EXIT_OK, "targets": [o.to_dict() for o in outcomes]})
+    else:
+        _render_matrix(outcomes)
+    sys.exit(code)
+
+
+def _render_matrix(outcomes: list[TargetOutcome]) -> None:
+    colour = {"valid": "green", "not-verified": "yellow", "invalid": "red", "error": "red"}
+    click.echo(f"{'target':<18} {'verdict':<13} {'zipped':>8}  proven in (or why not)")
+    for o in outcomes:
+        size = _mb(o.zipped_bytes) if o.zipped_bytes is not None else "-"
+        target = f"{o.target.runtime} {o.target.arch.name}"
+        click.secho(f"{target:<18} {o.verdict:<13} {size:>8}  {o.where}", fg=colour.get(o.verdict))
+    counts = {v: sum(o.verdict == v for o in outcomes) for v in ("valid", "not-verified", "invalid", "error")}
+    click.echo(", ".join(f"{n} {v}" for v, n in counts.items() if n) + f" of {len(outcomes)} targets")
 
 
 def _build_document(result: BuildResult) -> dict[str, Any]:

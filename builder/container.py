@@ -62,19 +62,14 @@ _DOCKER_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64"
 _BINFMT_ENTRY = {"arm64": "qemu-aarch64", "amd64": "qemu-x86_64"}
 
 
-def missing_image_hint(name: str, docker_platform: str | None = None) -> str:
-    if docker_platform is not None and docker_platform.split("/")[1] != host_docker_arch():
-        # Imported here: builder.standin builds on this module.
-        from builder.standin import foreign_standin
+def missing_image_hint(name: str) -> str:
+    # Imported here: builder.standin builds on this module.
+    from builder.standin import standin_command
 
-        # For another architecture only the runtime image of the Python Debian ships
-        # has a stand-in (Debian's interpreter under qemu); the rest copy this machine's.
-        t = foreign_standin(name)
-        if t is None:
-            return f"docker pull {name}; no offline stand-in can be built for {docker_platform} here"
-        command = f"lambdakit images build-standins --runtime {t.runtime} --arch {t.arch.name} --kind runtime"
-        return f"docker pull {name}, or build the offline stand-in (run through qemu) with `{command}`"
-    return f"docker pull {name}, or build the offline stand-in with `lambdakit images build-standins`"
+    command = standin_command(name)
+    if command is None:
+        return f"docker pull {name}; no offline stand-in of it can be built here"
+    return f"docker pull {name}, or build the offline stand-in with `{command}`"
 
 
 def host_docker_arch() -> str:
@@ -214,19 +209,25 @@ def image_availability(name: str, docker_platform: str) -> Availability:
         return Availability(ok=False, reason=f"{err.message}; {err.hint}")
     facts = image_facts(client, name)
     if facts is None:
-        hint = missing_image_hint(name, docker_platform)
+        hint = missing_image_hint(name)
         return Availability(ok=False, reason=f"image {name} is not present ({hint})")
     wanted = docker_platform.split("/")[1]
     if facts.architecture and facts.architecture != wanted:
         reason = f"image {name} is for {facts.architecture}, not {wanted}"
-        return Availability(ok=False, reason=f"{reason} ({missing_image_hint(name, docker_platform)})")
+        return Availability(ok=False, reason=f"{reason} ({missing_image_hint(name)})")
     emulation = emulation_availability(client, docker_platform)
     if not emulation.ok:
         return emulation
     return Availability(ok=True, reason=facts.describe(), standin=facts.standin)
 
 
-def import_rootfs(client: docker.DockerClient, tarball: Path, tag: str, docker_platform: str) -> None:
+def import_rootfs(
+    client: docker.DockerClient,
+    tarball: Path,
+    tag: str,
+    docker_platform: str,
+    labels: Mapping[str, str] | None = None,
+) -> None:
     """`docker import` a root filesystem tarball as the image `tag`, of the given platform.
 
     Not through the import API: not every engine honours its platform parameter
@@ -243,7 +244,7 @@ def import_rootfs(client: docker.DockerClient, tarball: Path, tag: str, docker_p
         {
             "architecture": arch,
             "os": os_name,
-            "config": {},
+            "config": {"Labels": dict(labels or {})},
             "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer.hexdigest()}"]},
             "history": [{"created_by": f"lambdakit: import {tarball.name}"}],
         }

@@ -33,7 +33,8 @@ def images() -> None:
     type=click.Choice(runtimes.runtime_names()),
     default=standin.DEFAULT_RUNTIMES,
     show_default=True,
-    help="Runtime to build stand-ins for (repeatable). Needs a local CPython build of that version.",
+    help="Runtime to build stand-ins for (repeatable). Its interpreter: a local CPython build of that "
+    "version, else (runtime image only) the python of the Debian suite that ships it.",
 )
 @click.option(
     "--kind",
@@ -49,9 +50,9 @@ def images() -> None:
     type=click.Choice(runtimes.ARCHES),
     default=(host_arch(),),
     show_default="this machine's",
-    help="Architecture (repeatable). Another than this machine's: runtime image of "
-    f"python{standin.SUITE_PYTHON[standin.SUITE]} only, "
-    "Debian's interpreter run through qemu (scripts/ensure-docker.sh --arm64).",
+    help="Architecture (repeatable). Another than this machine's: runtime images only, with the "
+    "interpreter of the Debian suite that ships that Python (3.9, 3.11, 3.13, 3.14), run through "
+    "qemu (scripts/ensure-docker.sh --arm64).",
 )
 @click.option("--force", is_flag=True, help="Rebuild even when an up-to-date stand-in exists.")
 @click.option("-v", "--verbose", is_flag=True, help="Show debootstrap's and docker build's own output.")

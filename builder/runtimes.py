@@ -65,6 +65,9 @@ class Target:
     markers: tuple[tuple[str, str], ...]
     # The highest glibc at or below the runtime's that uv has a platform name for.
     uv_platform_glibc: str
+    # The Debian suite that ships this CPython (for either arch): a stand-in's interpreter
+    # where this machine has no build of its own to copy. None: no suite has it.
+    debian_suite: str | None
 
     @property
     def marker_environment(self) -> dict[str, str]:
@@ -138,6 +141,8 @@ def _check(data: dict[str, Any]) -> None:
             raise CatalogueError(
                 f"{row['name']}: full_version {row['full_version']} is not {row['version']}.x"
             )
+        if row["debian_suite"] is not None and row["debian_suite"] not in data["debian_suites"]:
+            raise CatalogueError(f"{row['name']}: unknown Debian suite {row['debian_suite']}")
     for alias in data["manylinux_aliases"]:
         unknown = set(alias["arches"]) - set(arches)
         if unknown:
@@ -206,7 +211,13 @@ def target(runtime: str, arch: str) -> Target:
         uv_platform_glibc=max(
             (g for g in data["uv_platforms"] if _glibc_tuple(g) <= glibc), key=_glibc_tuple
         ),
+        debian_suite=row["debian_suite"],
     )
+
+
+def debian_suite_name(suite: str) -> str:
+    """ "Debian 12 (bookworm)" for "bookworm"."""
+    return _catalogue()["debian_suites"][suite]  # type: ignore[no-any-return]
 
 
 def all_targets() -> list[Target]:

@@ -27,14 +27,15 @@ Amazon Linux's (a layer can lean on a library the stand-in has and Lambda
 lacks), its package manager is apt, not dnf or yum, and /var/runtime holds
 awslambdaric from PyPI instead of AWS's runtime and boto3.
 
-For the other architecture (arm64 on an x86_64 machine) there is no local
-CPython build to copy, so the runtime stand-in is a Debian root filesystem of
-that architecture whose own python3.X (Debian's package: only the version the
-suite ships, 3.11 for bookworm) is linked at /var/lang/bin; it runs through
-qemu-user-static (binfmt_misc). It proves the same things for arm64 layers, with
-Debian's CPython build instead of python.org's. No build stand-in exists for a
-foreign architecture: compiling under qemu is slow, and wheels (the pip backend)
-cover arm64 layers.
+Where this machine has no CPython build to copy (another architecture, such as
+arm64 on an x86_64 machine, or a version pyenv lacks), the runtime stand-in is a
+root filesystem of the Debian suite that ships that version (the catalogue's
+debian_suite: bullseye 3.9, bookworm 3.11, trixie 3.13, sid 3.14), for the
+target's architecture, whose own python3.X is linked at /var/lang/bin; another
+architecture runs through qemu-user-static (binfmt_misc). It proves the same
+things, with Debian's CPython build instead of python.org's. Such stand-ins are
+runtime images only: a build stand-in copies a local CPython build, and
+compiling under qemu is slow (wheels, the uv or pip backend, cover these targets).
 
 Every stand-in carries the label org.lambdakit.standin=true, with sibling labels
 naming what it fakes and how, so results can say "checked in a stand-in".
@@ -65,7 +66,7 @@ import docker.errors
 from builder import container
 from builder.errors import EnvironmentProblem
 from builder.progress import Progress, run_streamed
-from builder.runtimes import ArchFacts, Target, all_targets, target
+from builder.runtimes import ArchFacts, Target, all_targets, debian_suite_name, target
 from builder.verify import find_interpreter, host_arch
 
 Kind = Literal["runtime", "build"]
@@ -73,18 +74,20 @@ KINDS: tuple[Kind, ...] = ("runtime", "build")
 DEFAULT_RUNTIMES = ("python3.11", "python3.12")
 
 # Bump when the images change in a way the recipe hash does not see.
-RECIPE_VERSION = "3"
-SUITE = "bookworm"
-SUITE_FACTS = "Debian 12 (bookworm), glibc 2.36"
+RECIPE_VERSION = "4"
+# The root filesystem under a copied local CPython build.
+LOCAL_SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
-# The one Python each suite ships: the interpreter of a stand-in for a foreign
-# architecture, for which this machine has no CPython build to copy.
-SUITE_PYTHON = {"bookworm": "3.11"}
 # Debian's names for the architectures (debootstrap --arch).
 DEBIAN_ARCH: dict[str, str] = {"x86_64": "amd64", "arm64": "arm64"}
+# A base image's label: the glibc its root filesystem has (read from dpkg's records at
+# debootstrap time: sid's moves on).
+GLIBC_LABEL = "org.lambdakit.standin-base.glibc"
 # /var/runtime of the real images: the runtime interface client, and the AWS SDK
 # that AWS ships there (code such as the task worker imports boto3 from it).
 RUNTIME_PACKAGES = ("awslambdaric==4.2.2", "boto3==1.43.108")
+# The newest releases that still support older Pythons.
+RUNTIME_PACKAGES_FOR = {"3.9": ("awslambdaric==4.0.4", "boto3==1.42.97")}
 
 # Beyond minbase: the shared libraries a CPython build's standard extension
 # modules load (ssl, ctypes, sqlite3, readline, curses, nis, uuid, pyexpat).
@@ -201,8 +204,8 @@ class Standin:
     kind: Kind
     target: Target
     python: str  # what the interpreter is, e.g. "CPython 3.12.1"
-    # The local CPython build copied to /var/lang; None for a foreign
-    # architecture, whose stand-in uses the root filesystem's Debian python.
+    suite: str  # the Debian suite of its root filesystem
+    # The local CPython build copied to /var/lang; None: the suite's own python.
     prefix: Path | None = None
 
     @property
@@ -216,7 +219,8 @@ class Standin:
 
     @property
     def base(self) -> RootFs:
-        return RootFs(arch=self.target.arch, python=self.target.version if self.prefix is None else None)
+        python = self.target.version if self.prefix is None else None
+        return RootFs(arch=self.target.arch, suite=self.suite, python=python)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -224,19 +228,22 @@ class RootFs:
     """A Debian root filesystem made by debootstrap, imported as the stand-ins' base image."""
 
     arch: ArchFacts
-    python: str | None = None  # a Debian python3.X to include (foreign stand-ins)
+    suite: str
+    python: str | None = None  # the suite's python3.X, as the interpreter; else a copied one's libraries
 
     @property
     def packages(self) -> tuple[str, ...]:
-        return BASE_PACKAGES + ((f"python{self.python}",) if self.python else ())
+        # Debian's python brings the libraries its standard library loads; a copied build
+        # needs them named (their names differ between suites: these are bookworm's).
+        return (f"python{self.python}",) if self.python else BASE_PACKAGES
 
     @property
     def digest(self) -> str:
-        return _digest(SUITE, *self.packages)[:12]
+        return _digest(RECIPE_VERSION, self.suite, *self.packages)[:12]
 
     @property
     def tag(self) -> str:
-        return f"lambdakit/standin-base:{SUITE}-{self.arch.name}-{self.digest}"
+        return f"lambdakit/standin-base:{self.suite}-{self.arch.name}-{self.digest}"
 
 
 def image_name(t: Target, kind: Kind) -> str:
@@ -286,8 +293,9 @@ def plan(
 ) -> tuple[list[Standin], list[Outcome]]:
     """The stand-ins this machine can build, and why the others are skipped.
 
-    For the host's architecture (the default) the interpreter is a local CPython
-    build; for another one, Debian's python of that architecture, runtime image only.
+    The interpreter is a local CPython build where this machine has one of the
+    target's architecture (the default arch), else the python of the Debian suite
+    the catalogue names for that version (runtime image only).
     """
     standins: list[Standin] = []
     skipped: list[Outcome] = []
@@ -300,42 +308,61 @@ def plan(
             kinds_left = [kind for kind in kinds if kind not in unbuildable]
             if not kinds_left:
                 continue
-            prefix = python_prefix(t.version) if arch == host_arch() else None
+            prefix = _local_prefix(t)
             if prefix is None:
-                python = f"Debian's python{t.version} ({SUITE}, {DEBIAN_ARCH[arch]})"
+                assert t.debian_suite is not None  # else _unbuildable named every kind
+                python = f"Debian's python{t.version} ({t.debian_suite}, {DEBIAN_ARCH[arch]})"
+                suite = t.debian_suite
             else:
-                python = f"CPython {_python_version(prefix, t.version)}"
-            standins += [Standin(kind=kind, target=t, prefix=prefix, python=python) for kind in kinds_left]
+                python, suite = f"CPython {_python_version(prefix, t.version)}", LOCAL_SUITE
+            standins += [
+                Standin(kind=kind, target=t, prefix=prefix, python=python, suite=suite) for kind in kinds_left
+            ]
     return standins, skipped
+
+
+def _local_prefix(t: Target) -> Path | None:
+    return python_prefix(t.version) if t.arch.name == host_arch() else None
 
 
 def _unbuildable(t: Target, kinds: Iterable[Kind]) -> dict[Kind, str]:
     """The kinds of stand-in this machine cannot build for t, with the reason."""
-    if t.arch.name == host_arch():
-        if python_prefix(t.version) is None:
-            reason = f"no local CPython {t.version} build (pyenv install {t.version}) to copy"
-            return dict.fromkeys(kinds, reason)
+    if _local_prefix(t) is not None:
         return {}
-    reasons: dict[Kind, str] = {}
-    if "build" in kinds:
-        reasons["build"] = (
-            f"no {t.arch.name} build stand-in: compiling under qemu is slow and wheels cover "
-            f"{t.arch.name} layers (use --backend pip)"
+    if t.debian_suite is None:
+        shipped = ", ".join(
+            f"{other.debian_suite} {other.version}"
+            for other in all_targets()
+            if other.debian_suite and other.arch == t.arch
         )
-    if "runtime" in kinds and SUITE_PYTHON[SUITE] != t.version:
-        reasons["runtime"] = (
-            f"no {t.arch.name} CPython {t.version} here: Debian {SUITE} ships only Python "
-            f"{SUITE_PYTHON[SUITE]}, and only this machine's architecture has local builds to copy"
+        local = (
+            f"no local CPython {t.version} build (pyenv install {t.version}) to copy"
+            if t.arch.name == host_arch()
+            else f"only this machine's architecture ({host_arch()}) has local builds to copy"
         )
-    return reasons
+        reason = f"no {t.arch.name} CPython {t.version} here: {local}, and no Debian suite ships it"
+        return dict.fromkeys(kinds, f"{reason} ({shipped})")
+    if "build" not in kinds:
+        return {}
+    if t.arch.name != host_arch():
+        why = f"compiling under qemu is slow and wheels cover {t.arch.name} layers (use --backend uv)"
+    else:
+        why = f"a build stand-in copies a local CPython build (pyenv install {t.version}); use --backend uv"
+    return {"build": f"no {t.arch.name} {t.runtime} build stand-in: {why}"}
 
 
-def foreign_standin(name: str) -> Target | None:
-    """The target whose foreign-architecture runtime stand-in `name` is, if one can be built."""
+def standin_command(name: str) -> str | None:
+    """The command that builds the stand-in tagged `name`, if this machine can build it."""
     for t in all_targets():
-        if t.runtime_image == name and t.arch.name != host_arch() and not _unbuildable(t, ("runtime",)):
-            return t
+        for kind in KINDS:
+            if image_name(t, kind) == name and not _unbuildable(t, (kind,)):
+                options = f"--runtime {t.runtime} --arch {t.arch.name} --kind {kind}"
+                return f"lambdakit images build-standins {options}"
     return None
+
+
+def runtime_packages(version: str) -> tuple[str, ...]:
+    return RUNTIME_PACKAGES_FOR.get(version, RUNTIME_PACKAGES)
 
 
 def _python_version(prefix: Path, version: str) -> str:
@@ -365,13 +392,13 @@ def build_standins(
     for standin in standins:
         started = time.perf_counter()
         base = standin.base.tag
-        buildtools = f"lambdakit/standin-buildtools:{SUITE}-{_digest(base, *BUILD_PACKAGES)[:12]}"
+        buildtools = f"lambdakit/standin-buildtools:{standin.suite}-{_digest(base, *BUILD_PACKAGES)[:12]}"
         dockerfile = _dockerfile(standin, base=base, buildtools=buildtools)
         recipe = _digest(
             RECIPE_VERSION,
             dockerfile,
             standin.python,
-            *RUNTIME_PACKAGES,
+            *runtime_packages(standin.target.version),
             _BOOTSTRAP,
             _BOOTSTRAP_PY,
             _manylinux_py(standin.target),
@@ -394,8 +421,8 @@ def build_standins(
             if not emulation.ok:
                 outcomes.append(Outcome(image=standin.image, status="skipped", detail=emulation.reason))
                 continue
-        progress.step("stand-in", f"{standin.image} ({standin.python} on {_os_facts(standin)})")
-        _ensure_base(client, standin.base, progress)
+        glibc = _ensure_base(client, standin.base, progress)
+        progress.step("stand-in", f"{standin.image} ({standin.python} on {_os_facts(standin, glibc)})")
         if standin.kind == "build":
             _ensure_buildtools(client, base, buildtools, progress)
         with _context(standin, dockerfile, progress) as context:
@@ -403,7 +430,7 @@ def build_standins(
                 client,
                 context=context,
                 tag=standin.image,
-                labels=_labels(standin, recipe),
+                labels=_labels(standin, recipe, glibc),
                 docker_platform=standin.target.arch.docker_platform,
                 on_line=progress.output,
             )
@@ -463,14 +490,14 @@ def _manylinux_py(t: Target) -> str:
     return _MANYLINUX_PY.format(glibc=t.glibc_text, glibc_tuple=t.glibc)
 
 
-def _labels(standin: Standin, recipe: str) -> dict[str, str]:
+def _labels(standin: Standin, recipe: str, glibc: str) -> dict[str, str]:
     t = standin.target
     prefix = container.STANDIN_LABEL
     labels = {
         prefix: "true",
         f"{prefix}.kind": standin.kind,
         f"{prefix}.fakes": standin.image,
-        f"{prefix}.os": _os_facts(standin),
+        f"{prefix}.os": _os_facts(standin, glibc),
         f"{prefix}.real-os": f"{t.os_name}, glibc {t.glibc_text}",
         f"{prefix}.python": standin.python + (f", copied from {standin.prefix}" if standin.prefix else ""),
         f"{prefix}.recipe": recipe,
@@ -486,19 +513,23 @@ def _labels(standin: Standin, recipe: str) -> dict[str, str]:
 # --- base images ------------------------------------------------------------------------------
 
 
-def _os_facts(standin: Standin) -> str:
+def _os_facts(standin: Standin, glibc: str) -> str:
     """What the stand-in runs, for its label and for results: "Debian 12 (bookworm), glibc 2.36"."""
-    if not standin.foreign:
-        return SUITE_FACTS
-    return f"{SUITE_FACTS}, {standin.target.arch.name} under qemu"
+    facts = f"{debian_suite_name(standin.suite)}, glibc {glibc}"
+    return f"{facts}, {standin.target.arch.name} under qemu" if standin.foreign else facts
 
 
-def _ensure_base(client: docker.DockerClient, base: RootFs, progress: Progress) -> None:
-    if container.image_facts(client, base.tag) is not None:
-        return
-    tarball = _rootfs_tarball(base, progress)
-    progress.step("stand-in", f"docker import {tarball.name} as {base.tag}")
-    container.import_rootfs(client, tarball, base.tag, base.arch.docker_platform)
+def _ensure_base(client: docker.DockerClient, base: RootFs, progress: Progress) -> str:
+    """The base image made if missing; returns the glibc version its root filesystem has."""
+    facts = container.image_facts(client, base.tag)
+    if facts is None or GLIBC_LABEL not in facts.labels:
+        tarball, glibc = _rootfs_tarball(base, progress)
+        progress.step("stand-in", f"docker import {tarball.name} as {base.tag}")
+        container.import_rootfs(
+            client, tarball, base.tag, base.arch.docker_platform, labels={GLIBC_LABEL: glibc}
+        )
+        return glibc
+    return facts.labels[GLIBC_LABEL]
 
 
 def _ensure_buildtools(client: docker.DockerClient, base: str, tag: str, progress: Progress) -> None:
@@ -513,16 +544,17 @@ def _ensure_buildtools(client: docker.DockerClient, base: str, tag: str, progres
         container.build_image(client, context=fileobj, tag=tag, on_line=progress.output)
 
 
-def _rootfs_tarball(base: RootFs, progress: Progress) -> Path:
-    """A minimal Debian root filesystem as a tar, made once with debootstrap and cached.
+def _rootfs_tarball(base: RootFs, progress: Progress) -> tuple[Path, str]:
+    """A minimal Debian root filesystem as a tar, made once with debootstrap and cached, and its glibc.
 
     For a foreign architecture debootstrap runs the packages' scripts in a chroot
     through qemu (binfmt_misc), which takes a few minutes instead of one.
     """
     cache = cache_dir()
-    tarball = cache / f"{SUITE}-{base.arch.name}-minbase-{base.digest}.tar"
-    if tarball.is_file():
-        return tarball
+    tarball = cache / f"{base.suite}-{base.arch.name}-minbase-{base.digest}.tar"
+    glibc_file = tarball.with_suffix(".glibc")
+    if tarball.is_file() and glibc_file.is_file():
+        return tarball, glibc_file.read_text().strip()
     if shutil.which("debootstrap") is None:
         raise EnvironmentProblem(
             "debootstrap is needed to build the stand-in images' root filesystem",
@@ -536,9 +568,10 @@ def _rootfs_tarball(base: RootFs, progress: Progress) -> Path:
     with tempfile.TemporaryDirectory(prefix="rootfs-", dir=cache) as scratch:
         root = Path(scratch) / "root"
         argv = ["debootstrap", f"--arch={DEBIAN_ARCH[base.arch.name]}", "--variant=minbase"]
-        argv += [f"--include={','.join(base.packages)}", SUITE, str(root), debian_mirror()]
+        argv += [f"--include={','.join(base.packages)}", base.suite, str(root), debian_mirror()]
         duration = "about a minute" if base.arch.name == host_arch() else "a few minutes under qemu"
-        _run(argv, progress, step=f"debootstrap {SUITE} {base.arch.name} ({duration}, once)")
+        _run(argv, progress, step=f"debootstrap {base.suite} {base.arch.name} ({duration}, once)")
+        glibc = _glibc_of(root)
         for rel in _ROOTFS_TRIM:
             shutil.rmtree(root / rel, ignore_errors=True)
         partial = tarball.with_suffix(".partial")
@@ -547,8 +580,21 @@ def _rootfs_tarball(base: RootFs, progress: Progress) -> Path:
             progress,
             step="pack rootfs",
         )
+        glibc_file.write_text(glibc + "\n")
         partial.rename(tarball)
-    return tarball
+    return tarball, glibc
+
+
+def _glibc_of(root: Path) -> str:
+    """The upstream glibc version of libc6 in a Debian root filesystem ("2.36" for 2.36-9+deb12u7)."""
+    status = (root / "var" / "lib" / "dpkg" / "status").read_text()
+    for record in status.split("\n\n"):
+        fields = dict(
+            line.split(": ", 1) for line in record.splitlines() if ": " in line and not line.startswith(" ")
+        )
+        if fields.get("Package") == "libc6" and (match := re.match(r"(\d+\.\d+)", fields.get("Version", ""))):
+            return match.group(1)
+    raise EnvironmentProblem(f"debootstrap left no libc6 in {root}", step="stand-in")
 
 
 def debian_mirror() -> str:
@@ -606,14 +652,14 @@ def _runtime_dir(standin: Standin, scratch: Path, progress: Progress) -> Path:
         python = [str(standin.prefix / "bin" / f"python{version}"), "-I"]
         wheels: list[str] = []
     else:
-        # No interpreter of that architecture runs here outside a container: pip
-        # picks the wheels for it (awslambdaric has aarch64 ones) from this one.
+        # The suite's interpreter runs only inside the image (under qemu for another
+        # architecture): pip picks the wheels for it (awslambdaric has them) from this one.
         python = [sys.executable]
         wheels = ["--only-binary=:all:", "--python-version", version, "--implementation", "cp"]
         wheels += ["--abi", t.python_tag, *(arg for tag in t.platform_tags for arg in ("--platform", tag))]
     pip = [*python, "-m", "pip", "install", "--quiet", "--no-compile", *wheels, "--target", str(runtime)]
-    packages = " ".join(RUNTIME_PACKAGES)
-    _run([*pip, *RUNTIME_PACKAGES], progress, step=f"pip install {packages} for /var/runtime")
+    packages = runtime_packages(version)
+    _run([*pip, *packages], progress, step=f"pip install {' '.join(packages)} for /var/runtime")
     (runtime / "bootstrap").write_text(_BOOTSTRAP.format(version=version))
     (runtime / "bootstrap").chmod(0o755)
     (runtime / "bootstrap.py").write_text(_BOOTSTRAP_PY)

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from builder import container, standin
+from builder import container, runtimes, standin
 from builder.backends import bundle_libs
 from builder.backends.docker import system_packages
 from builder.runtimes import target
+from builder.verify import host_arch
 
 
 def test_system_packages_follow_the_requirements() -> None:
@@ -32,27 +33,70 @@ def test_line_buffer_joins_chunks_and_drops_colour() -> None:
     assert lines == ["Step 1/2 : RUN x", " ---> Running in abc", "WARNING: red", "tail"]
 
 
-def test_missing_image_hint_offers_a_standin_only_for_this_machines_arch() -> None:
-    native = f"linux/{container.host_docker_arch()}"
-    foreign = "linux/arm64" if container.host_docker_arch() == "amd64" else "linux/amd64"
-    assert "lambdakit images build-standins" in container.missing_image_hint("x", native)
-    assert "no offline stand-in" in container.missing_image_hint("x", foreign)
+def test_missing_image_hint_names_the_standin_command_only_where_one_can_be_built() -> None:
+    foreign = "arm64" if host_arch() == "x86_64" else "x86_64"
+    buildable = target("python3.13", foreign).runtime_image  # trixie's python, under qemu
+    assert container.missing_image_hint(buildable) == (
+        f"docker pull {buildable}, or build the offline stand-in with "
+        f"`lambdakit images build-standins --runtime python3.13 --arch {foreign} --kind runtime`"
+    )
+    unbuildable_images = (
+        target("python3.12", foreign).runtime_image,
+        target("python3.13", foreign).build_image,
+        "lambdakit/no-such-image:1",
+    )
+    for unbuildable in unbuildable_images:
+        assert container.missing_image_hint(unbuildable) == (
+            f"docker pull {unbuildable}; no offline stand-in of it can be built here"
+        )
 
 
-def test_a_foreign_arch_gets_a_runtime_standin_of_debians_python_only() -> None:
+def test_a_foreign_arch_gets_runtime_standins_of_the_suites_that_ship_each_python() -> None:
     foreign = "arm64" if container.host_docker_arch() == "amd64" else "x86_64"
-    standins, skipped = standin.plan(["python3.11", "python3.12"], arches=[foreign])
-    assert [(s.image, s.prefix) for s in standins] == [(target("python3.11", foreign).runtime_image, None)]
-    assert {o.image for o in skipped} == {
-        target("python3.11", foreign).build_image,
-        target("python3.12", foreign).build_image,
+    standins, skipped = standin.plan(runtimes.runtime_names(), arches=[foreign])
+    # The catalogue's debian_suite for each version: one runtime image each, no build image.
+    assert [(s.image, s.prefix, s.suite) for s in standins] == [
+        (target("python3.9", foreign).runtime_image, None, "bullseye"),
+        (target("python3.11", foreign).runtime_image, None, "bookworm"),
+        (target("python3.13", foreign).runtime_image, None, "trixie"),
+        (target("python3.14", foreign).runtime_image, None, "sid"),
+    ]
+    reasons = {o.image: o.detail for o in skipped}
+    assert set(reasons) == {t.build_image for t in runtimes.all_targets() if t.arch.name == foreign} | {
+        target("python3.10", foreign).runtime_image,
         target("python3.12", foreign).runtime_image,
     }
-    # Its own base image, which carries Debian's python3.11.
-    assert standins[0].base.tag.startswith(f"lambdakit/standin-base:bookworm-{foreign}-")
-    assert "python3.11" in standins[0].base.packages
-    hint = container.missing_image_hint(standins[0].image, target("python3.11", foreign).arch.docker_platform)
-    assert f"build-standins --runtime python3.11 --arch {foreign}" in hint
+    assert reasons[target("python3.12", foreign).runtime_image] == (
+        f"no {foreign} CPython 3.12 here: only this machine's architecture ({host_arch()}) has local builds "
+        "to copy, and no Debian suite ships it (bullseye 3.9, bookworm 3.11, trixie 3.13, sid 3.14)"
+    )
+    # Each its own base image, which carries that suite's python.
+    sid = standins[-1]
+    assert sid.base.tag.startswith(f"lambdakit/standin-base:sid-{foreign}-")
+    assert sid.base.packages == ("python3.14",)
+    assert f"build-standins --runtime python3.14 --arch {foreign}" in container.missing_image_hint(sid.image)
+
+
+def test_this_machines_arch_copies_its_own_builds_and_falls_back_to_a_suites_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pyenv with only a 3.12 build: 3.12 is copied, 3.14 comes from sid (runtime image only).
+    build = tmp_path / "pyenv" / "versions" / "3.12.9"
+    (build / "lib" / "python3.12").mkdir(parents=True)
+    (build / "lib" / "python3.12" / "os.py").write_text("")
+    (build / "bin").mkdir()
+    (build / "bin" / "python3.12").write_text("#!/bin/sh\n")  # found by name; never run here
+    (build / "bin" / "python3.12").chmod(0o755)
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "pyenv"))
+    monkeypatch.setattr(standin, "_python_version", lambda prefix, version: "3.12.9")
+    standins, skipped = standin.plan(["python3.12", "python3.14"], arches=[host_arch()])
+    assert [(s.kind, s.target.runtime, s.suite, s.prefix) for s in standins] == [
+        ("runtime", "python3.12", "bookworm", build),
+        ("build", "python3.12", "bookworm", build),
+        ("runtime", "python3.14", "sid", None),
+    ]
+    assert [o.image for o in skipped] == [target("python3.14", host_arch()).build_image]
+    assert "pyenv install 3.14" in skipped[0].detail
 
 
 def test_bundling_leaves_glibc_and_provided_libraries_to_the_runtime(tmp_path: Path) -> None:
@@ -75,7 +119,7 @@ def test_standin_interpreter_tree_leaves_out_tests_and_foreign_packages(tmp_path
         (stdlib / rel).parent.mkdir(parents=True, exist_ok=True)
         (stdlib / rel).write_text("")
     t = target("python3.12", "x86_64")
-    entry = standin.Standin(kind="runtime", target=t, prefix=prefix, python="3.12.9")
+    entry = standin.Standin(kind="runtime", target=t, prefix=prefix, python="3.12.9", suite="bookworm")
     archive = tmp_path / "lang.tar"
     with tarfile.open(archive, "w") as tar:
         tar.add(prefix, arcname="lang", filter=standin.interpreter_filter(entry))
