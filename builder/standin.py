@@ -32,7 +32,8 @@ arm64 on an x86_64 machine, or a version pyenv lacks), the runtime stand-in is a
 root filesystem of the Debian suite that ships that version (the catalogue's
 debian_suite: bullseye 3.9, bookworm 3.11, trixie 3.13, sid 3.14), for the
 target's architecture, whose own python3.X is linked at /var/lang/bin; another
-architecture runs through qemu-user-static (binfmt_misc). It proves the same
+architecture runs through qemu-user-static (binfmt_misc). Its packages are unpacked,
+not configured: no maintainer script runs (under qemu they take minutes). It proves the same
 things, with Debian's CPython build instead of python.org's. Such stand-ins are
 runtime images only: a build stand-in copies a local CPython build, and
 compiling under qemu is slow (wheels, the uv or pip backend, cover these targets).
@@ -239,7 +240,9 @@ class RootFs:
 
     @property
     def digest(self) -> str:
-        return _digest(RECIPE_VERSION, self.suite, *self.packages)[:12]
+        return _digest(
+            RECIPE_VERSION, self.suite, "unpacked" if self.python else "installed", *self.packages
+        )[:12]
 
     @property
     def tag(self) -> str:
@@ -547,8 +550,11 @@ def _ensure_buildtools(client: docker.DockerClient, base: str, tag: str, progres
 def _rootfs_tarball(base: RootFs, progress: Progress) -> tuple[Path, str]:
     """A minimal Debian root filesystem as a tar, made once with debootstrap and cached, and its glibc.
 
-    For a foreign architecture debootstrap runs the packages' scripts in a chroot
-    through qemu (binfmt_misc), which takes a few minutes instead of one.
+    Under a copied CPython build the system is installed whole (the build stand-in adds
+    packages with apt). A suite's python is only unpacked: debootstrap's first stage
+    fetches and unpacks the base system on this machine, then the interpreter's packages
+    are unpacked beside it. No package's maintainer scripts run: under qemu they take
+    minutes (byte-compiling the standard library), and an interpreter run needs none.
     """
     cache = cache_dir()
     tarball = cache / f"{base.suite}-{base.arch.name}-minbase-{base.digest}.tar"
@@ -568,10 +574,10 @@ def _rootfs_tarball(base: RootFs, progress: Progress) -> tuple[Path, str]:
     with tempfile.TemporaryDirectory(prefix="rootfs-", dir=cache) as scratch:
         root = Path(scratch) / "root"
         argv = ["debootstrap", f"--arch={DEBIAN_ARCH[base.arch.name]}", "--variant=minbase"]
+        argv += ["--foreign"] if base.python else []
         argv += [f"--include={','.join(base.packages)}", base.suite, str(root), debian_mirror()]
-        duration = "about a minute" if base.arch.name == host_arch() else "a few minutes under qemu"
-        _run(argv, progress, step=f"debootstrap {base.suite} {base.arch.name} ({duration}, once)")
-        glibc = _glibc_of(root)
+        _run(argv, progress, step=f"debootstrap {base.suite} {base.arch.name} (once)")
+        glibc = _unpack_downloaded(root, progress) if base.python else _glibc_of(root)
         for rel in _ROOTFS_TRIM:
             shutil.rmtree(root / rel, ignore_errors=True)
         partial = tarball.with_suffix(".partial")
@@ -586,7 +592,7 @@ def _rootfs_tarball(base: RootFs, progress: Progress) -> tuple[Path, str]:
 
 
 def _glibc_of(root: Path) -> str:
-    """The upstream glibc version of libc6 in a Debian root filesystem ("2.36" for 2.36-9+deb12u7)."""
+    """The upstream glibc version of libc6 in an installed root filesystem ("2.36" for 2.36-9+deb12u7)."""
     status = (root / "var" / "lib" / "dpkg" / "status").read_text()
     for record in status.split("\n\n"):
         fields = dict(
@@ -595,6 +601,24 @@ def _glibc_of(root: Path) -> str:
         if fields.get("Package") == "libc6" and (match := re.match(r"(\d+\.\d+)", fields.get("Version", ""))):
             return match.group(1)
     raise EnvironmentProblem(f"debootstrap left no libc6 in {root}", step="stand-in")
+
+
+def _unpack_downloaded(root: Path, progress: Progress) -> str:
+    """Unpack every package debootstrap's first stage downloaded; returns libc6's glibc version."""
+    debs = sorted((root / "var" / "cache" / "apt" / "archives").glob("*.deb"))
+    progress.step("stand-in", f"unpack {len(debs)} packages (no maintainer scripts)")
+    for deb in debs:
+        _run(["dpkg-deb", "--extract", str(deb), str(root)], progress, step=f"unpack {deb.name}", quiet=True)
+    # What base-passwd's scripts would write: root and the system users and groups.
+    for name in ("passwd", "group"):
+        master = root / "usr" / "share" / "base-passwd" / f"{name}.master"
+        if master.is_file() and not (root / "etc" / name).exists():
+            shutil.copy(master, root / "etc" / name)
+    shutil.rmtree(root / "debootstrap", ignore_errors=True)
+    for deb in debs:
+        if match := re.fullmatch(r"libc6_(\d+\.\d+)[^_]*_\w+\.deb", deb.name):
+            return match.group(1)
+    raise EnvironmentProblem(f"debootstrap downloaded no libc6 into {root}", step="stand-in")
 
 
 def debian_mirror() -> str:
@@ -615,8 +639,9 @@ def debian_mirror() -> str:
     return DEFAULT_MIRROR
 
 
-def _run(argv: list[str], progress: Progress, *, step: str) -> None:
-    progress.step("stand-in", step)
+def _run(argv: list[str], progress: Progress, *, step: str, quiet: bool = False) -> None:
+    if not quiet:
+        progress.step("stand-in", step)
     progress.output("$ " + " ".join(argv))
     code, tail = run_streamed(argv, progress, keep=3)
     if code != 0:

@@ -17,6 +17,7 @@ import docker
 import lookalike
 import pytest
 from lookalike import Lookalike
+from standin_targets import DEBIAN_STANDINS
 
 from builder import container, standin
 from builder.backends import Resolved, ResolveRequest
@@ -169,3 +170,19 @@ def official_lookalike(docker_client: docker.DockerClient) -> Iterator[Lookalike
     """python3.13's build image name on an image without the stand-in label, for one test."""
     with lookalike.official_lookalike(docker_client) as made:
         yield made
+
+
+@pytest.fixture(scope="session")
+def debian_standins(docker_client: docker.DockerClient) -> dict[tuple[str, str], Target]:
+    if host_arch() != "x86_64":
+        pytest.fail("DEBIAN_STANDINS describes x86_64 machines; write this machine's down")
+    built = {}
+    for arch in ("arm64", "x86_64"):
+        runtimes = [r for r, a in DEBIAN_STANDINS if a == arch]
+        outcomes = standin.build_standins(runtimes, kinds=("runtime",), arches=(arch,), progress=Silent())
+        failed = [
+            o for o in outcomes if o.status == "skipped" and o.detail != "the official image is present"
+        ]
+        assert not failed, f"stand-ins that could not be built: {failed}"
+        built |= {(r, arch): target(r, arch) for r in runtimes}
+    return built

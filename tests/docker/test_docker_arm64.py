@@ -109,7 +109,7 @@ def test_a_second_arm64_build_finds_the_standin_cached(
 
 
 def test_no_arm64_build_standin_is_offered(docker_client: docker.DockerClient) -> None:
-    # Compiling under qemu is slow: arm64 layers come from wheels (the pip backend).
+    # Compiling under qemu is slow: arm64 layers come from wheels (the uv backend).
     _, skipped = standin.plan(("python3.11",), kinds=("build",), arches=("arm64",))
     assert [o.image for o in skipped] == [ARM64.build_image]
-    assert "--backend pip" in skipped[0].detail
+    assert "--backend uv" in skipped[0].detail
