@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from builder.validate import ValidationReport
 from builder.render import (
     TerminalProgress,
+    Terminated,
     emit_json,
     render_imports,
     render_problems,
@@ -59,13 +61,27 @@ class ChoiceList(click.ParamType):
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> tuple[str, ...]:
-        if isinstance(value, tuple):
-            return value
-        items = self.choices if value == "all" else tuple(v.strip() for v in str(value).split(","))
+        if isinstance(value, tuple):  # click converts a default once more
+            items: tuple[str, ...] = value
+        elif value == "all":
+            items = self.choices
+        else:
+            items = tuple(v.strip() for v in str(value).split(","))
         for item in items:
             if item not in self.choices:
                 self.fail(f"{item!r} is not one of {', '.join(self.choices)}, or all", param, ctx)
         return items
+
+    def shell_complete(
+        self, ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[click.shell_completion.CompletionItem]:
+        done, _, last = incomplete.rpartition(",")
+        prefix = f"{done}," if done else ""
+        return [
+            click.shell_completion.CompletionItem(prefix + choice)
+            for choice in (*self.choices, "all")
+            if choice.startswith(last)
+        ]
 
 
 def _flat(groups: tuple[tuple[str, ...], ...]) -> list[str]:
@@ -146,8 +162,8 @@ def cli() -> None:
     "runtime_names",
     type=ChoiceList(runtimes.runtime_names()),
     multiple=True,
-    default=[(runtimes.DEFAULT_RUNTIME,)],
-    show_default=runtimes.DEFAULT_RUNTIME,
+    default=[runtimes.DEFAULT_RUNTIME],
+    show_default=True,
     help="Lambda Python runtime the layer is for; a list (python3.11,python3.12) or all builds each "
     "runtime x arch in parallel into OUT/<runtime>-<arch>/NAME and prints one table.",
 )
@@ -156,8 +172,8 @@ def cli() -> None:
     "arch_names",
     type=ChoiceList(runtimes.ARCHES),
     multiple=True,
-    default=[(runtimes.DEFAULT_ARCH,)],
-    show_default=runtimes.DEFAULT_ARCH,
+    default=[runtimes.DEFAULT_ARCH],
+    show_default=True,
     help="Lambda architecture the layer is for; a list (x86_64,arm64) or all, as for --runtime.",
 )
 @click.option(
@@ -201,8 +217,18 @@ def cli() -> None:
     help="Also copy the packages (the contents of python/) into this directory, as a function package.",
 )
 @JSON_OPTION
-@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-@click.option("-v", "--verbose", is_flag=True, help="Show the resolver's own output.")
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="No progress and no result; errors still go to stderr, and the exit code says how it went.",
+)
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Show the resolver's own output (one target only: a matrix shows a line per target).",
+)
 def build_layer_command(
     name: str,
     requirements: Path | None,
@@ -220,7 +246,7 @@ def build_layer_command(
     quiet: bool,
     verbose: bool,
 ) -> None:
-    """Build the layer NAME (default: psycopg2) for one runtime and architecture.
+    """Build the layer NAME (default: psycopg2) for a runtime and architecture, or for several.
 
     \b
     Examples:
@@ -314,24 +340,34 @@ def _build_matrix(
         jobs = min(len(targets), os.cpu_count() or 1)
         if not (quiet or json_output):
             click.echo(f"building {name} for {len(targets)} targets, {jobs} at a time", err=True)
-        outcomes = build_matrix(targets, argv_for, jobs=jobs, on_done=on_done)
+        try:
+            outcomes = build_matrix(targets, argv_for, jobs=jobs, on_done=on_done)
+        except KeyboardInterrupt as interrupt:
+            click.echo(
+                "interrupted: targets that finished are published; every other keeps its previous layer",
+                err=True,
+            )
+            sys.exit(143 if isinstance(interrupt, Terminated) else 130)
     code = worst_exit(outcomes, allow_unverified=allow_unverified)
     if json_output:
         emit_json({"schema": 1, "ok": code == EXIT_OK, "targets": [o.to_dict() for o in outcomes]})
-    else:
+    elif not quiet:
         _render_matrix(outcomes)
     sys.exit(code)
 
 
 def _render_matrix(outcomes: list[TargetOutcome]) -> None:
-    colour = {"valid": "green", "not-verified": "yellow", "invalid": "red", "error": "red"}
+    from builder.matrix import VERDICT_RANK
+
+    colour = {"valid": "green", "unvalidated": "yellow", "not-verified": "yellow"}
     click.echo(f"{'target':<18} {'verdict':<13} {'zipped':>8}  proven in (or why not)")
     for o in outcomes:
         size = _mb(o.zipped_bytes) if o.zipped_bytes is not None else "-"
         target = f"{o.target.runtime} {o.target.arch.name}"
-        click.secho(f"{target:<18} {o.verdict:<13} {size:>8}  {o.where}", fg=colour.get(o.verdict))
-    counts = {v: sum(o.verdict == v for o in outcomes) for v in ("valid", "not-verified", "invalid", "error")}
-    click.echo(", ".join(f"{n} {v}" for v, n in counts.items() if n) + f" of {len(outcomes)} targets")
+        click.secho(f"{target:<18} {o.verdict:<13} {size:>8}  {o.where}", fg=colour.get(o.verdict, "red"))
+    counts = Counter(o.verdict for o in outcomes)
+    ranked = sorted(counts, key=VERDICT_RANK.__getitem__)
+    click.echo(", ".join(f"{counts[v]} {v}" for v in ranked) + f" of {len(outcomes)} targets")
 
 
 def _build_document(result: BuildResult) -> dict[str, Any]:

@@ -51,10 +51,15 @@ def images() -> None:
     default=(host_arch(),),
     show_default="this machine's",
     help="Architecture (repeatable). Another than this machine's: runtime images only, with the "
-    "interpreter of the Debian suite that ships that Python (3.9, 3.11, 3.13, 3.14), run through "
-    "qemu (scripts/ensure-docker.sh --arm64).",
+    f"interpreter of the Debian suite that ships that Python ({standin.debian_pythons()}), run "
+    "through qemu (scripts/ensure-docker.sh --arm64).",
 )
-@click.option("--force", is_flag=True, help="Rebuild even when an up-to-date stand-in exists.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Rebuild even when an up-to-date stand-in exists. The root filesystems stay cached "
+    "(~/.cache/lambdakit/standin and lambdakit/standin-base images): remove them to refresh a suite.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show debootstrap's and docker build's own output.")
 def build_standins_command(
     runtime_names: tuple[str, ...], kind: str, arches: tuple[str, ...], force: bool, verbose: bool

@@ -45,8 +45,8 @@ def localstack_group() -> None:
     default=runtimes.ARCHES,
     show_default=True,
     help="Architectures to build stand-ins for (repeatable); another than this machine's needs qemu "
-    "(scripts/ensure-docker.sh --arm64) and exists for the Pythons a Debian suite ships (3.9, 3.11, "
-    "3.13, 3.14).",
+    f"(scripts/ensure-docker.sh --arm64) and exists for the Pythons a Debian suite ships "
+    f"({standin.debian_pythons()}).",
 )
 @click.option("--json", "json_output", is_flag=True, help="Print one JSON document on stdout.")
 @click.option("-v", "--verbose", is_flag=True, help="Show debootstrap's and docker build's own output.")

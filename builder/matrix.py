@@ -73,46 +73,62 @@ def build_matrix(
 ) -> list[TargetOutcome]:
     """Run `lambdakit <argv_for(target)> --json` for each target; outcomes in the targets' order.
 
-    If this process is interrupted, every build still running is sent SIGTERM (each then
-    removes its staging folder and leaves its previous layer as it was) before the
-    interruption goes on.
+    If this process is interrupted, no build starts any more and every build still
+    running is sent SIGTERM (each then removes its staging folder and leaves its
+    previous layer as it was) before the interruption goes on.
     """
     running: set[subprocess.Popen[str]] = set()
     lock = threading.Lock()
+    stopping = threading.Event()
 
-    def run(t: Target) -> TargetOutcome:
+    def run(t: Target) -> TargetOutcome | None:
         started = time.perf_counter()
         argv = [sys.executable, "-m", "builder", *argv_for(t), "--json"]
         with lock:
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            if stopping.is_set():
+                return None
+            # A session of its own: a Ctrl-C at the terminal reaches lambdakit only, which
+            # then stops each build once (a second signal would cut into its clean-up).
+            proc = subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+            )
             running.add(proc)
         try:
             stdout, stderr = proc.communicate(timeout=TARGET_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            proc.terminate()
-            stdout, stderr = proc.communicate()
+            stdout, stderr = _stop(proc)
             stderr += f"\nstopped after {TARGET_TIMEOUT_S}s"
         finally:
             with lock:
                 running.discard(proc)
-        outcome = _outcome(t, stdout, stderr, time.perf_counter() - started)
+        outcome = parse_outcome(t, stdout, stderr, time.perf_counter() - started)
         on_done(outcome)
         return outcome
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = [pool.submit(run, t) for t in targets]
         try:
-            return [future.result() for future in futures]
+            outcomes = [future.result() for future in futures]
         except BaseException:
-            for future in futures:
-                future.cancel()
             with lock:
+                stopping.set()
                 for proc in running:
                     proc.terminate()
             raise
+    return [outcome for outcome in outcomes if outcome is not None]
 
 
-def _outcome(t: Target, stdout: str, stderr: str, seconds: float) -> TargetOutcome:
+def _stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """SIGTERM (the build cleans up and exits 143), then SIGKILL if it has not ended in a minute."""
+    proc.terminate()
+    try:
+        return proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate()
+
+
+def parse_outcome(t: Target, stdout: str, stderr: str, seconds: float) -> TargetOutcome:
     try:
         document: dict[str, Any] = json.loads(stdout)
     except json.JSONDecodeError:

@@ -98,9 +98,7 @@ def _unreferenced_bundled_libraries(python_dir: Path, removed: set[Path]) -> lis
         try:
             facts = read_elf(path)
         except ElfReadError:
-            if not path.parent.name.endswith(".libs"):
-                return []  # what it needs cannot be read: any bundled library may be it
-            continue
+            return []  # what it needs cannot be read: any bundled library may be it
         needed_by[path] = facts.needed
         if path.parent.name.endswith(".libs"):
             bundled[path.name] = path

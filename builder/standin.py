@@ -16,8 +16,9 @@ in a system that lacks them; the build image proves that a source build
 stand-in picks wheels for the real runtime's glibc, not Debian's (a PEP 600
 _manylinux hook), so wheel choice matches the real build image.
 
-What it does NOT prove: the stand-ins run Debian 12 with glibc 2.36, newer than
-Lambda's (2.26 on Amazon Linux 2, 2.34 on Amazon Linux 2023), so a binary that
+What it does NOT prove: the stand-ins run Debian, whose glibc is newer than the
+Lambda runtime's they stand in for (2.31 to 2.43 here, against 2.26 on Amazon Linux 2
+and 2.34 on Amazon Linux 2023), so a binary that
 needs a newer glibc than Lambda has imports here and fails on Lambda; code
 compiled in the build stand-in, and the Debian libraries bundled with it, need
 up to glibc 2.34, which Amazon Linux 2 lacks. The static audit is what catches
@@ -67,7 +68,7 @@ import docker.errors
 from builder import container
 from builder.errors import EnvironmentProblem
 from builder.progress import Progress, run_streamed
-from builder.runtimes import ArchFacts, Target, all_targets, debian_suite_name, target
+from builder.runtimes import ArchFacts, Target, all_targets, debian_suite_name, runtime_names, target
 from builder.verify import find_interpreter, host_arch
 
 Kind = Literal["runtime", "build"]
@@ -76,13 +77,15 @@ DEFAULT_RUNTIMES = ("python3.11", "python3.12")
 
 # Bump when the images change in a way the recipe hash does not see.
 RECIPE_VERSION = "4"
+# Bump when the root filesystems change in a way their package list does not show.
+ROOTFS_VERSION = "1"
 # The root filesystem under a copied local CPython build.
 LOCAL_SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 # Debian's names for the architectures (debootstrap --arch).
 DEBIAN_ARCH: dict[str, str] = {"x86_64": "amd64", "arm64": "arm64"}
-# A base image's label: the glibc its root filesystem has (read from dpkg's records at
-# debootstrap time: sid's moves on).
+# A base image's label: the glibc its root filesystem has, read when it is made (from
+# dpkg's records, or libc6's package name where nothing was configured): sid's moves on.
 GLIBC_LABEL = "org.lambdakit.standin-base.glibc"
 # /var/runtime of the real images: the runtime interface client, and the AWS SDK
 # that AWS ships there (code such as the task worker imports boto3 from it).
@@ -240,9 +243,8 @@ class RootFs:
 
     @property
     def digest(self) -> str:
-        return _digest(
-            RECIPE_VERSION, self.suite, "unpacked" if self.python else "installed", *self.packages
-        )[:12]
+        method = "unpacked" if self.python else "installed"
+        return _digest(ROOTFS_VERSION, self.suite, method, *self.packages)[:12]
 
     @property
     def tag(self) -> str:
@@ -333,18 +335,13 @@ def _unbuildable(t: Target, kinds: Iterable[Kind]) -> dict[Kind, str]:
     if _local_prefix(t) is not None:
         return {}
     if t.debian_suite is None:
-        shipped = ", ".join(
-            f"{other.debian_suite} {other.version}"
-            for other in all_targets()
-            if other.debian_suite and other.arch == t.arch
-        )
         local = (
             f"no local CPython {t.version} build (pyenv install {t.version}) to copy"
             if t.arch.name == host_arch()
             else f"only this machine's architecture ({host_arch()}) has local builds to copy"
         )
         reason = f"no {t.arch.name} CPython {t.version} here: {local}, and no Debian suite ships it"
-        return dict.fromkeys(kinds, f"{reason} ({shipped})")
+        return dict.fromkeys(kinds, f"{reason} ({debian_pythons()})")
     if "build" not in kinds:
         return {}
     if t.arch.name != host_arch():
@@ -352,6 +349,12 @@ def _unbuildable(t: Target, kinds: Iterable[Kind]) -> dict[Kind, str]:
     else:
         why = f"a build stand-in copies a local CPython build (pyenv install {t.version}); use --backend uv"
     return {"build": f"no {t.arch.name} {t.runtime} build stand-in: {why}"}
+
+
+def debian_pythons() -> str:
+    """The catalogue's suites and the Python each gives: "bullseye 3.9, bookworm 3.11, ..."."""
+    rows = (target(runtime, host_arch()) for runtime in runtime_names())
+    return ", ".join(f"{t.debian_suite} {t.version}" for t in rows if t.debian_suite)
 
 
 def standin_command(name: str) -> str | None:
@@ -591,6 +594,20 @@ def _rootfs_tarball(base: RootFs, progress: Progress) -> tuple[Path, str]:
     return tarball, glibc
 
 
+def _unpack(deb: Path, root: Path) -> None:
+    """What dpkg would unpack, through the root's merged-/usr links (`dpkg-deb --extract`
+    would replace a link such as bin -> usr/bin with a folder of the package's files)."""
+    with subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE) as archive:
+        untar = subprocess.run(
+            ["tar", "--extract", "--keep-directory-symlink", "--directory", str(root)],
+            stdin=archive.stdout,
+            capture_output=True,
+            text=True,
+        )
+    if archive.returncode != 0 or untar.returncode != 0:
+        raise EnvironmentProblem(f"cannot unpack {deb.name}: {untar.stderr.strip()}", step="stand-in")
+
+
 def _glibc_of(root: Path) -> str:
     """The upstream glibc version of libc6 in an installed root filesystem ("2.36" for 2.36-9+deb12u7)."""
     status = (root / "var" / "lib" / "dpkg" / "status").read_text()
@@ -608,7 +625,7 @@ def _unpack_downloaded(root: Path, progress: Progress) -> str:
     debs = sorted((root / "var" / "cache" / "apt" / "archives").glob("*.deb"))
     progress.step("stand-in", f"unpack {len(debs)} packages (no maintainer scripts)")
     for deb in debs:
-        _run(["dpkg-deb", "--extract", str(deb), str(root)], progress, step=f"unpack {deb.name}", quiet=True)
+        _unpack(deb, root)
     # What base-passwd's scripts would write: root and the system users and groups.
     for name in ("passwd", "group"):
         master = root / "usr" / "share" / "base-passwd" / f"{name}.master"
@@ -639,9 +656,8 @@ def debian_mirror() -> str:
     return DEFAULT_MIRROR
 
 
-def _run(argv: list[str], progress: Progress, *, step: str, quiet: bool = False) -> None:
-    if not quiet:
-        progress.step("stand-in", step)
+def _run(argv: list[str], progress: Progress, *, step: str) -> None:
+    progress.step("stand-in", step)
     progress.output("$ " + " ".join(argv))
     code, tail = run_streamed(argv, progress, keep=3)
     if code != 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tarfile
 from pathlib import Path
@@ -138,6 +139,8 @@ def test_debian_mirror_comes_from_the_environment_first(monkeypatch: pytest.Monk
 def test_an_unreachable_debian_mirror_is_an_environment_problem_and_caches_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    if shutil.which("debootstrap") is None or os.geteuid() != 0:
+        pytest.fail("this test runs debootstrap: as root, with scripts/ensure-docker.sh --standin run first")
     monkeypatch.setenv("LAMBDAKIT_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("LAMBDAKIT_DEBIAN_MIRROR", "http://127.0.0.1:9/debian")  # nothing listens on port 9
     base = standin.RootFs(arch=target("python3.13", "arm64").arch, suite="trixie", python="3.13")

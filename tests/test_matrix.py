@@ -10,9 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
+from builder import runtimes
 from builder.cli import cli
+from builder.matrix import parse_outcome, worst_exit
 
 LAMBDAKIT = [sys.executable, "-m", "builder"]
 
@@ -58,7 +61,8 @@ def test_the_table_names_every_target_and_the_exit_code_is_the_worst_verdict(tmp
             "--out", str(tmp_path / "out")]  # fmt: skip
     result = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "building m for 4 targets, 2 at a time" in result.stderr and "Traceback" not in result.stderr
+    jobs = min(4, os.cpu_count() or 1)
+    assert f"building m for 4 targets, {jobs} at a time" in result.stderr and "Traceback" not in result.stderr
     table = {tuple(line.split()[:3]) for line in result.stdout.splitlines()[1:-1]}
     assert table == {
         ("python3.10", "x86_64", "valid"),
@@ -94,7 +98,13 @@ def test_a_matrix_refuses_an_export_and_a_bad_name_in_a_list(tmp_path: Path) -> 
     assert result.exit_code == 2 and "'python2.7' is not one of python3.9" in result.output
 
 
-def test_sigterm_stops_every_running_target_and_keeps_their_previous_layers(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("how", "code"),
+    [("SIGTERM to lambdakit", 143), ("Ctrl-C: SIGINT to its process group", 130)],
+)
+def test_an_interrupt_stops_every_running_target_and_keeps_their_previous_layers(
+    tmp_path: Path, how: str, code: int
+) -> None:
     out = tmp_path / "out"
     requirements = _requirements(tmp_path, "six==1.16.0")
     argv = [*LAMBDAKIT, "build-layer", "m", "-r", str(requirements), "--runtime", "python3.11,python3.12",
@@ -102,7 +112,7 @@ def test_sigterm_stops_every_running_target_and_keeps_their_previous_layers(tmp_
     subprocess.run(argv, check=True, capture_output=True)
     before = {p: os.readlink(p) for p in out.glob("*/m")}
     assert len(before) == 2
-    # Both rebuilds held at an index that accepts and never answers, then SIGTERM to lambdakit alone.
+    # Both rebuilds held at an index that accepts and never answers, then the interrupt.
     with socket.socket() as index:
         index.bind(("127.0.0.1", 0))
         index.listen(8)
@@ -110,19 +120,35 @@ def test_sigterm_stops_every_running_target_and_keeps_their_previous_layers(tmp_
         requirements.write_text(
             f"--index-url http://127.0.0.1:{index.getsockname()[1]}/simple\nnot-cached==9\n"
         )
-        proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, start_new_session=True)
         connections = [index.accept()[0] for _ in range(2)]
         builds = _descendants(proc.pid)
         assert builds
-        proc.send_signal(signal.SIGTERM)
+        if code == 143:
+            proc.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(proc.pid, signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
         for connection in connections:
             connection.close()
-    assert proc.returncode == 143, stderr
-    assert "Traceback" not in stderr
+    assert proc.returncode == code, stderr
+    assert "every other keeps its previous layer" in stderr and "Traceback" not in stderr
     assert [pid for pid in builds if Path(f"/proc/{pid}").exists() and _state(pid) != "Z"] == []
     assert {p: os.readlink(p) for p in out.glob("*/m")} == before
     assert not list(out.glob("*/.builds/.staging-*"))
+
+
+def test_a_target_that_prints_no_result_is_an_error_and_an_error_outranks_invalid() -> None:
+    t = runtimes.target("python3.12", "x86_64")
+    crashed = parse_outcome(t, "", "Segmentation fault\n", 1.0)
+    assert (crashed.verdict, crashed.where) == ("error", "the build printed no result: Segmentation fault")
+    invalid = parse_outcome(
+        t, json.dumps({"ok": False, "error": "ResolveError", "message": "no wheel"}), "", 1.0
+    )
+    assert (invalid.verdict, invalid.where) == ("invalid", "no wheel")
+    assert worst_exit([invalid], allow_unverified=False) == 1
+    assert worst_exit([invalid, crashed], allow_unverified=True) == 2
+    assert worst_exit([], allow_unverified=False) == 0
 
 
 def _descendants(pid: int) -> set[int]:

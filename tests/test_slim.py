@@ -249,3 +249,15 @@ def test_an_unparseable_binary_keeps_every_bundled_library_since_what_it_needs_i
 
     assert result.removed == ()
     assert "python/pkg.libs/libneeded-1a2b3c4d.so.1" in files(root)
+
+
+def test_an_unparseable_bundled_library_keeps_the_libraries_it_may_need(cc: Compiler, root: Path) -> None:
+    write(root, "python/pkg/__init__.py")
+    cc.library(root / "python/pkg.libs/libdep-1a2b3c4d.so.1", SOURCE, "-Wl,-soname,libdep-1a2b3c4d.so.1")
+    middle = cc.library(
+        root / "python/pkg.libs/libmid-1a2b3c4d.so.1", SOURCE, *cc.needs("libdep-1a2b3c4d.so.1")
+    )
+    middle.write_bytes(middle.read_bytes()[:3000])
+    cc.library(root / f"python/pkg/_ext.{TAG}.so", SOURCE, *cc.needs("libmid-1a2b3c4d.so.1"))
+
+    assert slim(root, PY312).removed == ()
