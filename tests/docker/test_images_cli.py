@@ -136,16 +136,9 @@ def test_build_standins_skips_an_official_image_and_leaves_it_tagged(
         pytest.skip(f"{official_lookalike.name} cannot be built here anyway: {unbuildable[0].detail}")
     assert [s.image for s in buildable] == [official_lookalike.name]
 
-    proc = _lambdakit(
-        "images",
-        "build-standins",
-        "--runtime",
-        LOOKALIKE.runtime,
-        "--arch",
-        LOOKALIKE.arch.name,
-        "--kind",
-        LOOKALIKE_KIND,
-    )
+    build = ["images", "build-standins", "--runtime", LOOKALIKE.runtime, "--arch", LOOKALIKE.arch.name,
+             "--kind", LOOKALIKE_KIND]  # fmt: skip
+    proc = _lambdakit(*build)
     assert proc.returncode == EXIT_OK, proc.stdout + proc.stderr
     assert proc.stdout.splitlines() == [f"skipped  {official_lookalike.name}  the official image is present"]
     # Still the same image under that name: not rebuilt, not retagged, not removed.
@@ -153,17 +146,7 @@ def test_build_standins_skips_an_official_image_and_leaves_it_tagged(
     assert docker_client.images.get(official_lookalike.image_id).labels == {TEST_LABEL: "official-lookalike"}
 
     # --force rebuilds stand-ins, never an official image.
-    proc = _lambdakit(
-        "images",
-        "build-standins",
-        "--runtime",
-        LOOKALIKE.runtime,
-        "--arch",
-        LOOKALIKE.arch.name,
-        "--kind",
-        LOOKALIKE_KIND,
-        "--force",
-    )
+    proc = _lambdakit(*build, "--force")
     assert proc.returncode == EXIT_OK, proc.stdout + proc.stderr
     assert proc.stdout.splitlines() == [f"skipped  {official_lookalike.name}  the official image is present"]
     assert docker_client.images.get(official_lookalike.name).id == official_lookalike.image_id
