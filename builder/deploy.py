@@ -189,7 +189,13 @@ class AppTemplate:
                 hint="lambdakit deploys one runtime and architecture per template",
             )
         runtime, arch = pairs.pop()
-        return runtimes.target(runtime, arch)
+        try:
+            return runtimes.target(runtime, arch)
+        except ValueError as err:
+            raise UsageError(
+                f"{self.path}: {err}",
+                hint="set the functions' Runtime (Globals or each function) to one of those",
+            ) from err
 
 
 class _CfnLoader(yaml.SafeLoader):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,6 +68,26 @@ def test_template_with_two_runtimes_is_refused(project: Path) -> None:
     )
     with pytest.raises(UsageError, match="mixes runtimes"):
         _ = read_template(project / "template.yaml").target
+
+
+def test_a_runtime_lambda_does_not_run_is_a_usage_error_not_a_traceback(project: Path) -> None:
+    template = project / "template.yaml"
+    write(template, template.read_text().replace("Runtime: python3.12", "Runtime: python3.8"))
+    with pytest.raises(
+        UsageError, match=r"template.yaml: unknown runtime 'python3.8'; choose one of python3.9"
+    ):
+        _ = read_template(template).target
+    for command in (["deploy", "--target", "aws", "--env", "prod", "--no-execute-changeset"], ["doctor"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "builder", *command, "--project-dir", str(project)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"},
+        )
+        assert "Traceback" not in proc.stderr, proc.stderr
+        if command[0] == "deploy":
+            assert proc.returncode == 2 and "unknown runtime 'python3.8'" in proc.stderr, proc.stderr
 
 
 def test_samconfig_overrides_as_list_or_string(project: Path) -> None:
