@@ -39,6 +39,7 @@ from builder.package import (
 from builder.progress import Progress
 from builder.requirements import read_requirements
 from builder.runtimes import Target
+from builder.store import BUILDS_DIR, MANIFEST, TREE_DIR
 
 if TYPE_CHECKING:
     from builder.backends import Backend
@@ -51,12 +52,8 @@ BACKEND_MODULES: dict[str, str] = {
     "pip": "builder.backends.pip",
     "docker": "builder.backends.docker",
 }
-DEFAULT_OUT = Path("build/layers")
 # The data files the rules read: a change to one changes verdicts, so it is part of the cache key.
 RULE_DATA = ("runtimes.json", "base-libraries.json")
-BUILDS_DIR = ".builds"
-TREE_DIR = "tree"
-MANIFEST = "layer.json"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from builder import __version__, runtimes
-from builder.build import DEFAULT_OUT, BuildOptions, BuildResult, build_layer, export
+from builder.build import BuildOptions, BuildResult, build_layer, export
 from builder.errors import EXIT_INVALID, EXIT_NOT_VERIFIED, EXIT_OK, EXIT_USAGE, UsageError
 from builder.progress import Silent
+from builder.store import DEFAULT_OUT
 from builder.verify import IMPORT_CHECK_CHOICES
 
 if TYPE_CHECKING:

@@ -62,16 +62,6 @@ _DOCKER_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64"
 _BINFMT_ENTRY = {"arm64": "qemu-aarch64", "amd64": "qemu-x86_64"}
 
 
-def missing_image_hint(name: str) -> str:
-    # Imported here: builder.standin builds on this module.
-    from builder.standin import standin_command
-
-    command = standin_command(name)
-    if command is None:
-        return f"docker pull {name}; no offline stand-in of it can be built here"
-    return f"docker pull {name}, or build the offline stand-in with `{command}`"
-
-
 def host_docker_arch() -> str:
     return _DOCKER_ARCH.get(platform.machine(), platform.machine())
 
@@ -201,26 +191,6 @@ def emulation_availability(client: docker.DockerClient, docker_platform: str) ->
     )
 
 
-def image_availability(name: str, docker_platform: str) -> Availability:
-    """Engine up, image present for the platform, platform runnable: with the first reason it is not."""
-    try:
-        client = connect()
-    except EnvironmentProblem as err:
-        return Availability(ok=False, reason=f"{err.message}; {err.hint}")
-    facts = image_facts(client, name)
-    if facts is None:
-        hint = missing_image_hint(name)
-        return Availability(ok=False, reason=f"image {name} is not present ({hint})")
-    wanted = docker_platform.split("/")[1]
-    if facts.architecture and facts.architecture != wanted:
-        reason = f"image {name} is for {facts.architecture}, not {wanted}"
-        return Availability(ok=False, reason=f"{reason} ({missing_image_hint(name)})")
-    emulation = emulation_availability(client, docker_platform)
-    if not emulation.ok:
-        return emulation
-    return Availability(ok=True, reason=facts.describe(), standin=facts.standin)
-
-
 def import_rootfs(
     client: docker.DockerClient,
     tarball: Path,
@@ -265,13 +235,6 @@ def import_rootfs(
                     raise EnvironmentProblem(f"docker load of {tarball.name} failed: {event['error']}")
         except docker.errors.APIError as err:
             raise EnvironmentProblem(f"docker load of {tarball.name} failed: {err.explanation}") from err
-
-
-def require_image(client: docker.DockerClient, name: str) -> ImageFacts:
-    facts = image_facts(client, name)
-    if facts is None:
-        raise EnvironmentProblem(f"image {name} is not present", hint=missing_image_hint(name))
-    return facts
 
 
 class LineBuffer:
@@ -350,8 +313,9 @@ class Container:
         try:
             self._container = client.containers.create(**self._create_args)
         except docker.errors.ImageNotFound as err:
-            hint = missing_image_hint(self.image)
-            raise EnvironmentProblem(f"image {self.image} is not present", hint=hint) from err
+            raise EnvironmentProblem(
+                f"image {self.image} is not present", hint=f"docker pull {self.image}"
+            ) from err
         except docker.errors.APIError as err:
             self._remove_by_name(client)
             message = f"could not create a container from {self.image}: {err.explanation}"

@@ -38,11 +38,12 @@ import docker.errors
 import yaml
 
 from builder import container, runtimes
-from builder.build import DEFAULT_OUT, TREE_DIR, BuildOptions, build_layer
+from builder.build import BuildOptions, build_layer
 from builder.errors import EnvironmentProblem, InvalidLayer, LambdakitError, UsageError
 from builder.layout import LIB_DIR, PYTHON_DIR, import_entries, namespace_portion
 from builder.progress import Progress, run_streamed
 from builder.runtimes import Target
+from builder.store import DEFAULT_OUT, TREE_DIR
 from builder.validate import ValidationReport, function_tree, validate_tree
 
 TargetName = Literal["localstack", "aws"]

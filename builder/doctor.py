@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from builder import container
+from builder import container, images
 from builder.deploy import (
     DEFAULT_LOCALSTACK_URL,
     Fetch,
@@ -23,8 +23,8 @@ from builder.deploy import (
     read_template,
 )
 from builder.errors import LambdakitError
+from builder.host import find_interpreter
 from builder.runtimes import DEFAULT_ARCH, DEFAULT_RUNTIME, Target, all_targets, target
-from builder.verify import find_interpreter
 
 SCHEMA = 1
 VERSION_TIMEOUT_S = 60
@@ -64,14 +64,14 @@ def check_docker() -> Check:
 
 
 def check_image(name: str, docker_platform: str, *, optional: bool) -> Check:
-    availability = container.image_availability(name, docker_platform)
+    availability = images.image_availability(name, docker_platform)
     if availability.ok:
         return Check(name=f"image {name}", ok=True, detail=availability.reason, optional=optional)
     return Check(
         name=f"image {name}",
         ok=False,
         detail=availability.reason,
-        fix=container.missing_image_hint(name),
+        fix=images.missing_image_hint(name),
         optional=optional,
     )
 

@@ -6,8 +6,8 @@ import click
 
 from builder import runtimes, standin
 from builder.container import STANDIN_LABEL
+from builder.host import host_arch
 from builder.render import TerminalProgress, emit_json, user_errors
-from builder.verify import host_arch
 
 
 @click.group("images")

@@ -31,9 +31,9 @@ import docker.errors
 
 from builder import container
 from builder.errors import EnvironmentProblem
+from builder.host import host_arch
 from builder.progress import Progress
 from builder.runtimes import ARCHES, target
-from builder.verify import host_arch
 
 INIT_SOURCE = Path(__file__).parent / "data" / "localstack-init.py"
 # A release name of our own: a real download's directory is never shadowed.

@@ -67,9 +67,9 @@ import docker.errors
 
 from builder import container
 from builder.errors import EnvironmentProblem
+from builder.host import find_interpreter, host_arch
 from builder.progress import Progress, run_streamed
 from builder.runtimes import ArchFacts, Target, all_targets, debian_suite_name, runtime_names, target
-from builder.verify import find_interpreter, host_arch
 
 Kind = Literal["runtime", "build"]
 KINDS: tuple[Kind, ...] = ("runtime", "build")

@@ -19,13 +19,13 @@ from typing import Literal
 from builder.audit import audit_tree
 from builder.audit.checks import UNZIPPED_LIMIT
 from builder.audit.dependencies import check_dependencies
-from builder.build import DEFAULT_OUT, MANIFEST, TREE_DIR
 from builder.errors import UsageError
 from builder.layout import PYTHON_DIR, apply_shadowing, top_level_modules
 from builder.package import read_manifest
 from builder.problems import Problem, Severity, errors
 from builder.requirements import read_requirements
 from builder.runtimes import Target
+from builder.store import DEFAULT_OUT, MANIFEST, TREE_DIR
 from builder.verify import ImportCheck, ImportCheckChoice, check_imports
 
 Verdict = Literal["valid", "invalid", "not-verified"]

@@ -20,9 +20,9 @@ from builder import build, package, runtimes
 from builder.build import BuildOptions, build_layer
 from builder.cli import cli
 from builder.errors import InvalidLayer, ResolveError
+from builder.host import find_interpreter, host_arch
 from builder.package import tree_matches
 from builder.progress import Silent
-from builder.verify import find_interpreter, host_arch
 
 LAMBDAKIT = [sys.executable, "-m", "builder"]
 PSYCOPG2_BINARY = "psycopg2-binary==2.9.11"

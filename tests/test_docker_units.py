@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from builder import container, runtimes, standin
+from builder import container, images, runtimes, standin
 from builder.backends import bundle_libs
 from builder.backends.docker import system_packages
 from builder.errors import EnvironmentProblem
+from builder.host import host_arch
 from builder.progress import Silent
 from builder.runtimes import target
-from builder.verify import host_arch
 
 
 def test_system_packages_follow_the_requirements() -> None:
@@ -39,7 +39,7 @@ def test_line_buffer_joins_chunks_and_drops_colour() -> None:
 def test_missing_image_hint_names_the_standin_command_only_where_one_can_be_built() -> None:
     foreign = "arm64" if host_arch() == "x86_64" else "x86_64"
     buildable = target("python3.13", foreign).runtime_image  # trixie's python, under qemu
-    assert container.missing_image_hint(buildable) == (
+    assert images.missing_image_hint(buildable) == (
         f"docker pull {buildable}, or build the offline stand-in with "
         f"`lambdakit images build-standins --runtime python3.13 --arch {foreign} --kind runtime`"
     )
@@ -49,7 +49,7 @@ def test_missing_image_hint_names_the_standin_command_only_where_one_can_be_buil
         "lambdakit/no-such-image:1",
     )
     for unbuildable in unbuildable_images:
-        assert container.missing_image_hint(unbuildable) == (
+        assert images.missing_image_hint(unbuildable) == (
             f"docker pull {unbuildable}; no offline stand-in of it can be built here"
         )
 
@@ -77,7 +77,7 @@ def test_a_foreign_arch_gets_runtime_standins_of_the_suites_that_ship_each_pytho
     sid = standins[-1]
     assert sid.base.tag.startswith(f"lambdakit/standin-base:sid-{foreign}-")
     assert sid.base.packages == ("python3.14",)
-    assert f"build-standins --runtime python3.14 --arch {foreign}" in container.missing_image_hint(sid.image)
+    assert f"build-standins --runtime python3.14 --arch {foreign}" in images.missing_image_hint(sid.image)
 
 
 def test_this_machines_arch_copies_its_own_builds_and_falls_back_to_a_suites_python(

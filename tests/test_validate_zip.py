@@ -170,7 +170,7 @@ def test_a_link_loop_and_a_fifo(tmp_path: Path) -> None:
 
 
 def test_a_module_that_hangs_on_import_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("builder.verify.IMPORT_TIMEOUT_S", 3)
+    monkeypatch.setattr("builder.verify.result.IMPORT_TIMEOUT_S", 3)
     layer = tmp_path / "layer" / "python"
     layer.mkdir(parents=True)
     (layer / "fine.py").write_text("X = 1\n")

@@ -21,8 +21,8 @@ import pytest
 from click.testing import CliRunner
 
 from builder.cli import cli
+from builder.host import find_interpreter, host_arch
 from builder.runtimes import target
-from builder.verify import find_interpreter, host_arch
 
 # The runtimes pyenv's CPython builds cover on this machine kind (as in tests/test_build.py).
 LOCAL_RUNTIMES = [f"python3.{minor}" for minor in range(9, 14)]

@@ -1,12 +1,9 @@
-"""The Docker backend, and the import check in the runtime's own image.
+"""The Docker backend: resolve inside the runtime's SAM build image.
 
-The backend builds Dockerfile.build on the runtime's SAM build image (Amazon
+It builds Dockerfile.build on the runtime's SAM build image (Amazon
 Linux with pip and gcc, or lambdakit's offline stand-in): pip installs the
 requirements there, from source where no wheel exists, and bundle_libs.py copies
 the shared libraries the result needs that the runtime lacks into lib/.
-
-RuntimeImageChecker imports every top-level module of a layer in the runtime
-image, with the layer mounted read-only at /opt and no network.
 """
 
 from __future__ import annotations
@@ -23,15 +20,14 @@ import docker
 import docker.errors
 from packaging.utils import canonicalize_name
 
-from builder import container
+from builder import container, images
 from builder.audit.checks import base_libraries
 from builder.availability import Availability
 from builder.backends import Resolved, ResolveRequest, bundle_libs, installed_distributions, requirement_names
 from builder.errors import EnvironmentProblem, ResolveError, UsageError
-from builder.layout import LIB_DIR, PYTHON_DIR, sys_path_dirs
+from builder.layout import LIB_DIR, PYTHON_DIR
 from builder.progress import Progress
 from builder.runtimes import Target
-from builder.verify import IMPORT_SCRIPT, IMPORT_TIMEOUT_S, ImportCheck, results_to_check, timed_out
 
 DOCKERFILE = Path(__file__).resolve().parents[2] / "Dockerfile.build"
 LAYER_IN_IMAGE = "/out/layer"
@@ -62,7 +58,7 @@ class DockerBackend:
     name = "docker"
 
     def available(self, target: Target) -> Availability:
-        return container.image_availability(target.build_image, target.arch.docker_platform)
+        return images.image_availability(target.build_image, target.arch.docker_platform)
 
     def resolve(self, request: ResolveRequest, progress: Progress) -> Resolved:
         target = request.target
@@ -76,7 +72,7 @@ class DockerBackend:
         if not DOCKERFILE.is_file():
             raise EnvironmentProblem(f"{DOCKERFILE} is missing from this installation", step="resolve")
         client = container.connect()
-        image = container.require_image(client, target.build_image)
+        image = images.require_image(client, target.build_image)
         emulation = container.emulation_availability(client, target.arch.docker_platform)
         if not emulation.ok:
             raise EnvironmentProblem(emulation.reason, hint=container.ARM64_HINT, step="resolve")
@@ -173,40 +169,3 @@ def _notes(image: container.ImageFacts, staging: Path, reused: bool) -> tuple[st
 
 
 BACKEND = DockerBackend()
-
-
-class RuntimeImageChecker:
-    """The import check in the runtime image itself, the closest thing to Lambda short of Lambda."""
-
-    name = "runtime-image"
-
-    def available(self, target: Target) -> Availability:
-        return container.image_availability(target.runtime_image, target.arch.docker_platform)
-
-    def check(self, root: Path, target: Target, modules: list[str]) -> ImportCheck:
-        client = container.connect()
-        image = container.require_image(client, target.runtime_image)
-        where = f"image {image.describe()}"
-        result_file = "/tmp/lambdakit-imports.json"
-        paths = ":".join(f"/opt/{d.relative_to(root).as_posix()}" for d in sys_path_dirs(root, target))
-        # -I: only the layer and the image's own Python decide what imports (no PYTHON*, no user site).
-        python = f"/var/lang/bin/python{target.version}"
-        argv = [python, "-I", "-c", IMPORT_SCRIPT, result_file, paths, *modules]
-        output: list[str] = []
-        with container.Container(
-            image=target.runtime_image,
-            entrypoint=argv[:1],
-            command=argv[1:],
-            docker_platform=target.arch.docker_platform,
-            mounts=[container.Mount(source=root, target="/opt")],
-            client=client,
-        ) as checker:
-            status, was_cut = checker.run(output.append, timeout_s=IMPORT_TIMEOUT_S)
-            raw = checker.read_file(result_file)
-        if was_cut:
-            return timed_out(where, modules, raw, IMPORT_TIMEOUT_S)
-        if raw is None:
-            detail = " | ".join(line for line in output[-5:] if line.strip())
-            reason = f"the interpreter exited with {status}: {detail}"
-            return ImportCheck(status="failed", where=where, reason=reason)
-        return results_to_check(where, json.loads(raw)["results"])

@@ -23,10 +23,10 @@ from builder import container, standin
 from builder.backends import Resolved, ResolveRequest
 from builder.backends.docker import BACKEND
 from builder.errors import EnvironmentProblem
+from builder.host import host_arch
 from builder.progress import Silent
 from builder.requirements import read_requirements
 from builder.runtimes import Target, target
-from builder.verify import host_arch
 
 RUNTIMES = ("python3.11", "python3.12")
 # An Outcome's detail when an official image is present under the stand-in's name.

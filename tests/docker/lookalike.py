@@ -12,8 +12,8 @@ import docker
 import docker.errors
 
 from builder import standin
+from builder.host import host_arch
 from builder.runtimes import target
-from builder.verify import host_arch
 
 # The official name the look-alike takes. No test or fixture uses this image: the docker
 # conftest builds python3.11 and python3.12 stand-ins, LocalStack's standins runtime images

@@ -14,10 +14,10 @@ import pytest
 
 from builder.audit import audit_tree
 from builder.backends import Resolved
-from builder.backends.docker import RuntimeImageChecker
 from builder.layout import top_level_modules
 from builder.runtimes import Target, target
 from builder.verify import check_imports
+from builder.verify.image import RuntimeImageChecker
 
 Layer = tuple[Path, Resolved, Target]
 CHECKER = RuntimeImageChecker()

@@ -10,8 +10,8 @@ from pathlib import Path
 from lookalike import LOOKALIKE, Lookalike
 
 from builder.build import choose_backend
+from builder.host import host_arch
 from builder.runtimes import target
-from builder.verify import host_arch
 
 TARGET = target("python3.12", host_arch())
 

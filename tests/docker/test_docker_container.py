@@ -13,10 +13,11 @@ import docker
 import pytest
 
 from builder import container
-from builder.backends.docker import BACKEND, RuntimeImageChecker
+from builder.backends.docker import BACKEND
 from builder.errors import EnvironmentProblem
+from builder.host import host_arch
 from builder.runtimes import target
-from builder.verify import host_arch
+from builder.verify.image import RuntimeImageChecker
 
 
 def test_a_container_that_cannot_start_is_removed(docker_client: docker.DockerClient) -> None:

@@ -14,10 +14,10 @@ import pytest
 from standin_targets import DEBIAN_STANDINS
 
 from builder import container
-from builder.backends.docker import RuntimeImageChecker
 from builder.build import BuildOptions, BuildResult, build_layer
 from builder.progress import Silent
 from builder.runtimes import Target, debian_suite_name, target
+from builder.verify.image import RuntimeImageChecker
 
 # The layer for "another Python" each is tried with: a release the stand-in's Python cannot load.
 OTHER_PYTHON = {"python3.9": "python3.10", "python3.13": "python3.12", "python3.14": "python3.13"}

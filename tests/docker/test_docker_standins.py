@@ -7,9 +7,9 @@ from collections.abc import Callable
 import docker
 
 from builder import container, standin
+from builder.host import host_arch
 from builder.progress import Silent
 from builder.runtimes import target
-from builder.verify import host_arch
 
 RunIn = Callable[[str, list[str]], tuple[int, list[str]]]
 

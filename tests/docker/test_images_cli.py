@@ -21,8 +21,8 @@ from lookalike import LOOKALIKE, LOOKALIKE_KIND, TEST_LABEL, Lookalike
 from builder import standin
 from builder.container import STANDIN_LABEL
 from builder.errors import EXIT_OK
+from builder.host import host_arch
 from builder.runtimes import all_targets, target
-from builder.verify import host_arch
 
 
 def _lambdakit(*args: str) -> subprocess.CompletedProcess[str]:

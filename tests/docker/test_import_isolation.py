@@ -24,12 +24,12 @@ import docker
 import pytest
 from click.testing import CliRunner
 
-from builder import container
+from builder import container, images
 from builder.cli import cli
 from builder.container import Bridge
 from builder.errors import EnvironmentProblem
+from builder.host import host_arch
 from builder.runtimes import Target, target
-from builder.verify import host_arch
 
 RUNTIME = "python3.12"
 
@@ -42,7 +42,7 @@ def runtime(standins: list) -> Target:
 @pytest.fixture(scope="module")
 def where(docker_client: docker.DockerClient, runtime: Target) -> str:
     """What the report names as the place the check ran."""
-    return f"image {container.require_image(docker_client, runtime.runtime_image).describe()}"
+    return f"image {images.require_image(docker_client, runtime.runtime_image).describe()}"
 
 
 @pytest.fixture(scope="module")

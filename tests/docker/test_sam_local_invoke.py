@@ -35,8 +35,8 @@ import pytest
 
 from builder.container import Bridge, default_bridge
 from builder.errors import EnvironmentProblem
+from builder.host import host_arch
 from builder.runtimes import Target, target
-from builder.verify import host_arch
 
 # harness and pgsupport are shared with the application's tests; the function
 # packages are top-level in their Lambda package, and imported the same way here.
