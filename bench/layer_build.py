@@ -25,6 +25,8 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from builder.units import MB
+
 VENV_BIN = Path(sys.executable).parent
 RUNS = 5
 SAM_TEMPLATE = """\
@@ -96,7 +98,7 @@ def sam_build(work: Path, requirement: str, *, cached: bool) -> None:
 
 
 def mb(size: float) -> str:
-    return f"{size / 1e6:6.1f} MB"
+    return f"{size / MB:6.1f} MB"
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from builder.build import BuildOptions, BuildResult, build_layer, export
 from builder.errors import EXIT_INVALID, EXIT_NOT_VERIFIED, EXIT_OK, EXIT_USAGE, UsageError
 from builder.progress import Silent
 from builder.store import DEFAULT_OUT
+from builder.units import megabytes
 from builder.verify import IMPORT_CHECK_CHOICES
 
 if TYPE_CHECKING:
@@ -23,8 +24,8 @@ if TYPE_CHECKING:
     from builder.runtimes import Target
     from builder.validate import ValidationReport
 from builder.render import (
+    JSON_OPTION,
     TerminalProgress,
-    Terminated,
     emit_json,
     render_imports,
     render_problems,
@@ -89,7 +90,7 @@ def _flat(groups: tuple[tuple[str, ...], ...]) -> list[str]:
     return list(dict.fromkeys(item for group in groups for item in group))
 
 
-JSON_OPTION = click.option("--json", "json_output", is_flag=True, help="Print one JSON document on stdout.")
+INTERRUPTED_BUILD = "interrupted: nothing was published; the previous layer is unchanged"
 IMPORT_CHECK_OPTION = click.option(
     "--import-check",
     type=click.Choice(IMPORT_CHECK_CHOICES),
@@ -104,10 +105,6 @@ def _verdict_exit(verdict: str) -> int:
     return {"valid": EXIT_OK, "invalid": EXIT_INVALID, "not-verified": EXIT_NOT_VERIFIED}.get(
         verdict, EXIT_OK
     )
-
-
-def _mb(size: int) -> str:
-    return f"{size / 1e6:.1f} MB"
 
 
 # Commands whose modules pull in heavy dependencies (the Docker SDK, boto3, psycopg2)
@@ -268,7 +265,7 @@ def build_layer_command(
                       allow_unverified=allow_unverified, exports=bool(export_dir or export_function_dir),
                       options=[f"--backend={backend}", f"--import-check={import_check}", *flags])  # fmt: skip
     [target] = targets
-    with user_errors(json_output):
+    with user_errors(json_output, interrupted=INTERRUPTED_BUILD):
         options = BuildOptions(
             name=name,
             requirements=requirements,
@@ -318,7 +315,8 @@ def _build_matrix(
 ) -> NoReturn:
     from builder.matrix import build_matrix, target_out, worst_exit
 
-    with user_errors(json_output):
+    interrupted = "interrupted: targets that finished are published; every other keeps its previous layer"
+    with user_errors(json_output, interrupted=interrupted):
         if exports:
             raise UsageError(
                 "--export and --export-function take one target's layer, not a matrix's",
@@ -341,14 +339,7 @@ def _build_matrix(
         jobs = min(len(targets), os.cpu_count() or 1)
         if not (quiet or json_output):
             click.echo(f"building {name} for {len(targets)} targets, {jobs} at a time", err=True)
-        try:
-            outcomes = build_matrix(targets, argv_for, jobs=jobs, on_done=on_done)
-        except KeyboardInterrupt as interrupt:
-            click.echo(
-                "interrupted: targets that finished are published; every other keeps its previous layer",
-                err=True,
-            )
-            sys.exit(143 if isinstance(interrupt, Terminated) else 130)
+        outcomes = build_matrix(targets, argv_for, jobs=jobs, on_done=on_done)
     code = worst_exit(outcomes, allow_unverified=allow_unverified)
     if json_output:
         emit_json({"schema": 1, "ok": code == EXIT_OK, "targets": [o.to_dict() for o in outcomes]})
@@ -363,7 +354,7 @@ def _render_matrix(outcomes: list[TargetOutcome]) -> None:
     colour = {"valid": "green", "unvalidated": "yellow", "not-verified": "yellow"}
     click.echo(f"{'target':<18} {'verdict':<13} {'zipped':>8}  proven in (or why not)")
     for o in outcomes:
-        size = _mb(o.zipped_bytes) if o.zipped_bytes is not None else "-"
+        size = megabytes(o.zipped_bytes) if o.zipped_bytes is not None else "-"
         target = f"{o.target.runtime} {o.target.arch.name}"
         click.secho(f"{target:<18} {o.verdict:<13} {size:>8}  {o.where}", fg=colour.get(o.verdict, "red"))
     counts = Counter(o.verdict for o in outcomes)
@@ -396,8 +387,8 @@ def _render_build(result: BuildResult) -> None:
     click.echo(f"  packages: {packages}")
     sizes, slimmed = m["sizes"], m["slim"]
     click.echo(
-        f"  size: {_mb(sizes['unzipped'])} unzipped, {_mb(sizes['zipped'])} zipped "
-        f"(slim removed {slimmed['removed_files']} files, {_mb(slimmed['bytes_saved'])})"
+        f"  size: {megabytes(sizes['unzipped'])} unzipped, {megabytes(sizes['zipped'])} zipped "
+        f"(slim removed {slimmed['removed_files']} files, {megabytes(slimmed['bytes_saved'])})"
     )
     click.echo(f"  glibc: needs {m['highest_glibc_needed'] or 'none'}, runtime has {m['runtime_glibc']}")
     validation = m["validation"]

@@ -206,10 +206,8 @@ def import_rootfs(
     one-layer `docker save` archive whose config names the architecture.
     """
     os_name, arch = docker_platform.split("/")[:2]
-    layer = hashlib.sha256()
     with tarball.open("rb") as data:
-        for chunk in iter(lambda: data.read(1 << 20), b""):
-            layer.update(chunk)
+        layer = hashlib.file_digest(data, "sha256")
     config = json.dumps(
         {
             "architecture": arch,

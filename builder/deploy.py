@@ -39,7 +39,7 @@ import yaml
 
 from builder import container, runtimes
 from builder.build import BuildOptions, build_layer
-from builder.errors import EnvironmentProblem, InvalidLayer, LambdakitError, UsageError
+from builder.errors import DeployFailed, EnvironmentProblem, InvalidLayer, UsageError
 from builder.layout import LIB_DIR, PYTHON_DIR, import_entries, namespace_portion
 from builder.progress import Progress, run_streamed
 from builder.runtimes import Target
@@ -723,12 +723,6 @@ def run_command(command: Command, progress: Progress) -> None:
         raise DeployFailed(
             f"{command.step} exited with {code}", hint=f"its last lines:\n  {shown}", step=command.step
         )
-
-
-class DeployFailed(LambdakitError):
-    """A SAM command failed; its output says why."""
-
-    exit_code = 1
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,7 +15,7 @@ from builder.doctor import doctor
 from builder.e2e import E2EResult, e2e
 from builder.errors import EXIT_INVALID, EXIT_NOT_VERIFIED, EXIT_OK, EXIT_USAGE
 from builder.progress import Progress, Silent
-from builder.render import TerminalProgress, emit_json, user_errors
+from builder.render import JSON_OPTION, TerminalProgress, emit_json, user_errors
 
 # The samconfig.toml environment used when --env is not given; AWS has none, so
 # that a production deploy is always asked for by name.
@@ -46,7 +46,6 @@ PROJECT_OPTION = click.option(
     default=Path(),
     help="Where template.yaml and samconfig.toml are. Default: the current directory.",
 )
-JSON_OPTION = click.option("--json", "json_output", is_flag=True, help="Print one JSON document on stdout.")
 
 
 def _options(
@@ -144,7 +143,11 @@ def deploy_command(
         parameters=parameters,
         unsafe_skip_validation=unsafe_skip_validation,
     )
-    with user_errors(json_output):
+    interrupted = (
+        "interrupted: a change set SAM had already executed goes on in CloudFormation; "
+        "check the stack's status before deploying again"
+    )
+    with user_errors(json_output, interrupted=interrupted):
         result = deploy(options, _progress(json_output, verbose))
     if json_output:
         emit_json(result.to_dict())

@@ -36,6 +36,12 @@ class ResolveError(LambdakitError):
     exit_code = EXIT_INVALID
 
 
+class DeployFailed(LambdakitError):
+    """A SAM command failed; its output says why."""
+
+    exit_code = EXIT_INVALID
+
+
 class InvalidLayer(LambdakitError):
     """The built layer failed validation and was not published."""
 

@@ -7,7 +7,7 @@ import click
 from builder import runtimes, standin
 from builder.container import STANDIN_LABEL
 from builder.host import host_arch
-from builder.render import TerminalProgress, emit_json, user_errors
+from builder.render import JSON_OPTION, TerminalProgress, emit_json, user_errors
 
 
 @click.group("images")
@@ -87,7 +87,7 @@ def build_standins_command(
 
 
 @images.command("list")
-@click.option("--json", "json_output", is_flag=True, help="Print one JSON document on stdout.")
+@JSON_OPTION
 def list_command(json_output: bool) -> None:
     """Which runtime and build images are present, and which of them are stand-ins."""
     with user_errors(json_output):

@@ -9,7 +9,7 @@ import click
 
 from builder import container, localstack, runtimes, standin
 from builder.errors import EnvironmentProblem
-from builder.render import TerminalProgress, emit_json, user_errors
+from builder.render import JSON_OPTION, TerminalProgress, emit_json, user_errors
 
 
 @click.group("localstack")
@@ -48,7 +48,7 @@ def localstack_group() -> None:
     f"(scripts/ensure-docker.sh --arm64) and exists for the Pythons a Debian suite ships "
     f"({standin.debian_pythons()}).",
 )
-@click.option("--json", "json_output", is_flag=True, help="Print one JSON document on stdout.")
+@JSON_OPTION
 @click.option("-v", "--verbose", is_flag=True, help="Show debootstrap's and docker build's own output.")
 def standins_command(
     filesystem_root: Path,
@@ -93,7 +93,7 @@ def standins_command(
 
 @click.command("bridge-address")
 @click.option("--subnet", is_flag=True, help="Print the containers' subnet instead (for pg_hba.conf).")
-@click.option("--json", "json_output", is_flag=True, help="Print one JSON document on stdout.")
+@JSON_OPTION
 def bridge_address_command(subnet: bool, json_output: bool) -> None:
     """This host's address on Docker's default bridge: how containers reach a service here.
 

@@ -20,12 +20,17 @@ def emit_json(document: dict[str, Any]) -> None:
     click.echo(json.dumps(document, indent=2, sort_keys=True, default=str))
 
 
+# Every command's --json: one JSON document on stdout, errors included.
+JSON_OPTION = click.option("--json", "json_output", is_flag=True, help="Print one JSON document on stdout.")
+
+
 @contextmanager
-def user_errors(json_output: bool) -> Iterator[None]:
+def user_errors(json_output: bool, *, interrupted: str = "interrupted") -> Iterator[None]:
     """Render lambdakit's own errors without a traceback and exit with their code.
 
     An OSError that reaches here is this machine's (a full disk, a path under a file,
-    no permission): an environment error, exit 2, never a traceback.
+    no permission): an environment error, exit 2, never a traceback. Ctrl-C (130) and
+    SIGTERM (143) print `interrupted`: what the command leaves behind.
     """
     try:
         yield
@@ -34,7 +39,7 @@ def user_errors(json_output: bool) -> Iterator[None]:
     except OSError as err:
         render_error(_environment_problem(err), json_output)
     except KeyboardInterrupt as interrupt:
-        click.echo("interrupted: nothing was published; the previous layer is unchanged", err=True)
+        click.echo(interrupted, err=True)
         sys.exit(143 if isinstance(interrupt, Terminated) else 130)
 
 

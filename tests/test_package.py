@@ -1,4 +1,5 @@
 import hashlib
+import importlib.metadata
 import os
 import tomllib
 import zipfile
@@ -89,11 +90,11 @@ def test_cache_key_changes_with_the_tool_version(monkeypatch: pytest.MonkeyPatch
     assert cache_key(**KEY_INPUTS) != before
 
 
-def test_the_version_in_the_cache_key_is_the_one_in_pyproject() -> None:
-    # builder.__version__ and pyproject.toml's version are written separately: a release that
-    # bumps only pyproject.toml would keep the old key and pass old layers as up to date.
+def test_the_version_is_written_once_and_is_the_one_in_the_cache_key() -> None:
+    # pyproject.toml reads builder.__version__: a release bumps one place, and the cache key sees it.
     project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
-    assert package.__version__ == builder.__version__ == project["version"]
+    assert "version" not in project and project["dynamic"] == ["version"]
+    assert package.__version__ == builder.__version__ == importlib.metadata.version("lambdakit")
 
 
 def test_a_published_zip_is_trusted_by_size_and_time_and_rehashed_when_they_change(tmp_path):

@@ -21,6 +21,7 @@ from builder.audit.elf import BinaryFormat, ElfFacts, ElfReadError, binary_forma
 from builder.layout import BIN_DIR, LIB_DIR, PYTHON_DIR, extension_name
 from builder.problems import Problem, Severity
 from builder.runtimes import CatalogueError, Target, all_targets
+from builder.units import MB, megabytes
 
 # A layer is unzipped here; RPATHs and LD_LIBRARY_PATH name layer files by these paths.
 MOUNT = "/opt"
@@ -33,8 +34,8 @@ TASK_ROOT = "/var/task"
 
 # Lambda's errors quote the byte counts: "Unzipped size must be smaller than 262144000 bytes", and for a
 # direct upload "Request must be smaller than 69905067 bytes", which is 50 MiB once base64-encoded.
-UNZIPPED_LIMIT = 250 * 1024 * 1024
-ZIPPED_LIMIT = 50 * 1024 * 1024
+UNZIPPED_LIMIT = 250 * MB
+ZIPPED_LIMIT = 50 * MB
 
 _LINUX_OSABIS = ("ELFOSABI_SYSV", "ELFOSABI_LINUX")
 _FORMAT_NAMES: dict[BinaryFormat, str] = {"macho": "Mach-O (macOS)", "pe": "PE (Windows)"}
@@ -616,8 +617,8 @@ def check_size(tree: LayerTree, target: Target, zipped_bytes: int | None = None)
             _problem(
                 "size-limit",
                 ".",
-                f"the layer unzips to {_megabytes(unzipped)}, over Lambda's limit of "
-                f"{_megabytes(UNZIPPED_LIMIT)} ({UNZIPPED_LIMIT} bytes) for a function and all its layers",
+                f"the layer unzips to {megabytes(unzipped)}, over Lambda's limit of "
+                f"{megabytes(UNZIPPED_LIMIT)} ({UNZIPPED_LIMIT} bytes) for a function and all its layers",
                 "leave out what the function does not import (tests, docs, extras, other platforms' "
                 "binaries), strip debug symbols from shared libraries, or deploy a container image "
                 "(up to 10 GB)",
@@ -635,16 +636,12 @@ def check_zipped_size(zipped_bytes: int) -> list[Problem]:
         _problem(
             "size-limit",
             ".",
-            f"the layer zip is {_megabytes(zipped_bytes)}, over the {_megabytes(ZIPPED_LIMIT)} limit "
+            f"the layer zip is {megabytes(zipped_bytes)}, over the {megabytes(ZIPPED_LIMIT)} limit "
             f"for a direct upload",
             "publish it from S3 (the direct-upload limit does not apply there)",
             warning=True,
         )
     ]
-
-
-def _megabytes(size: int) -> str:
-    return f"{size / (1024 * 1024):.1f} MB"
 
 
 # Cheap, self-contained rules first; the loader walk comes last.

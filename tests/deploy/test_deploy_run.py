@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.deploy import Command, DeployFailed, run_command
-from builder.errors import EnvironmentProblem
+from builder.deploy import Command, run_command
+from builder.errors import DeployFailed, EnvironmentProblem
 
 
 class Recorder:

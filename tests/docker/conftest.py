@@ -27,6 +27,7 @@ from builder.host import host_arch
 from builder.progress import Silent
 from builder.requirements import read_requirements
 from builder.runtimes import Target, target
+from builder.units import megabytes
 
 RUNTIMES = ("python3.11", "python3.12")
 # An Outcome's detail when an official image is present under the stand-in's name.
@@ -161,7 +162,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.section("psycopg2 layer sizes (python3.12, Docker backend)")
     for name, size in sizes.items():
         terminalreporter.write_line(
-            f"{name:<28} {size['unzipped'] / 1e6:6.1f} MB unzipped  {size['zipped'] / 1e6:5.1f} MB zipped"
+            f"{name:<28} {megabytes(size['unzipped']):>9} unzipped  {megabytes(size['zipped']):>8} zipped"
         )
 
 
