@@ -35,6 +35,7 @@ from requests.exceptions import RequestException
 
 from builder.availability import Availability
 from builder.errors import EnvironmentProblem
+from builder.runtimes import arch_of_machine
 
 OnLine = Callable[[str], None]
 
@@ -57,13 +58,16 @@ ARM64_HINT = (
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # Docker's platform architectures, keyed by what the kernel or engine reports.
-_DOCKER_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 # The binfmt_misc entry that lets this host run a foreign architecture.
-_BINFMT_ENTRY = {"arm64": "qemu-aarch64", "amd64": "qemu-x86_64"}
+
+
+def _docker_arch(machine: str) -> str:
+    facts = arch_of_machine(machine)
+    return facts.docker_arch if facts else machine
 
 
 def host_docker_arch() -> str:
-    return _DOCKER_ARCH.get(platform.machine(), platform.machine())
+    return _docker_arch(platform.machine())
 
 
 def connect() -> docker.DockerClient:
@@ -168,14 +172,16 @@ def image_facts(client: docker.DockerClient, name: str) -> ImageFacts | None:
 def emulation_availability(client: docker.DockerClient, docker_platform: str) -> Availability:
     """Whether the engine can run containers of this platform (natively or through qemu)."""
     wanted = docker_platform.split("/")[1]
-    engine_arch = _DOCKER_ARCH.get(client.info().get("Architecture", ""), "")
+    engine_arch = _docker_arch(client.info().get("Architecture", ""))
     if wanted == engine_arch:
         return Availability(ok=True, reason="native")
     if sys.platform != "linux" or not client.api.base_url.startswith("http+docker://localhost"):
         # Docker Desktop's VM (or a remote engine) does its own emulation;
         # this host's binfmt_misc says nothing about it.
         return Availability(ok=True, reason="emulation left to the engine")
-    entry = Path("/proc/sys/fs/binfmt_misc") / _BINFMT_ENTRY.get(wanted, f"qemu-{wanted}")
+    # qemu-user-static names its entries by the kernel's machine name: qemu-aarch64, qemu-x86_64.
+    facts = arch_of_machine(wanted)
+    entry = Path("/proc/sys/fs/binfmt_misc") / f"qemu-{facts.wheel_arch if facts else wanted}"
     try:
         text = entry.read_text()
     except OSError:

@@ -7,10 +7,14 @@ import platform
 import re
 from pathlib import Path
 
+from builder.runtimes import arch_of_machine
+
 
 def host_arch() -> str:
+    """This machine's architecture by the catalogue's name (x86_64, arm64), else as the kernel says."""
     machine = platform.machine()
-    return {"aarch64": "arm64", "arm64": "arm64", "x86_64": "x86_64", "AMD64": "x86_64"}.get(machine, machine)
+    facts = arch_of_machine(machine)
+    return facts.name if facts else machine
 
 
 def find_interpreter(version: str) -> Path | None:

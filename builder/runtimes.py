@@ -37,8 +37,13 @@ class ArchFacts:
     elf_machine: str
     elf_class: int
     docker_platform: str
+    debian_arch: str  # dpkg's and debootstrap's name
     multiarch: str
     dynamic_loader: str
+
+    @property
+    def docker_arch(self) -> str:
+        return self.docker_platform.split("/")[1]
 
     def runs(self, machine: str, elf_class: int) -> bool:
         """Whether an ELF file with this header's machine and class can load on the arch."""
@@ -182,7 +187,7 @@ def target(runtime: str, arch: str) -> Target:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHES)}")
     row = rows[runtime]
     os_facts = data["operating_systems"][row["os"]]
-    arch_facts = ArchFacts(name=arch, **data["architectures"][arch])  # type: ignore[arg-type]
+    facts = arch_facts(arch)
     glibc = _glibc_tuple(os_facts["glibc"])
     names = {"runtime": runtime, "version": row["version"], "arch": arch}
     return Target(
@@ -193,7 +198,7 @@ def target(runtime: str, arch: str) -> Target:
         glibc=glibc,
         package_manager=os_facts["package_manager"],
         deprecated=row["deprecated"],
-        arch=arch_facts,
+        arch=facts,
         platform_tags=platform_tags(glibc, arch),  # type: ignore[arg-type]
         build_image=data["images"]["build"].format(**names),
         runtime_image=data["images"]["runtime"].format(**names),
@@ -204,7 +209,7 @@ def target(runtime: str, arch: str) -> Target:
                     "implementation_version": row["full_version"],
                     "python_full_version": row["full_version"],
                     "python_version": row["version"],
-                    "platform_machine": arch_facts.wheel_arch,
+                    "platform_machine": facts.wheel_arch,
                 }.items()
             )
         ),
@@ -218,6 +223,19 @@ def target(runtime: str, arch: str) -> Target:
 def debian_suite_name(suite: str) -> str:
     """ "Debian 12 (bookworm)" for "bookworm"."""
     return _catalogue()["debian_suites"][suite]  # type: ignore[no-any-return]
+
+
+def arch_facts(name: str) -> ArchFacts:
+    return ArchFacts(name=name, **_catalogue()["architectures"][name])  # type: ignore[arg-type]
+
+
+def arch_of_machine(machine: str) -> ArchFacts | None:
+    """The architecture a kernel's or engine's machine name means: x86_64, aarch64, amd64, arm64."""
+    for name in ARCHES:
+        facts = arch_facts(name)
+        if machine in (name, facts.wheel_arch, facts.docker_arch):
+            return facts
+    return None
 
 
 def all_targets() -> list[Target]:

@@ -82,8 +82,6 @@ ROOTFS_VERSION = "1"
 # The root filesystem under a copied local CPython build.
 LOCAL_SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
-# Debian's names for the architectures (debootstrap --arch).
-DEBIAN_ARCH: dict[str, str] = {"x86_64": "amd64", "arm64": "arm64"}
 # A base image's label: the glibc its root filesystem has, read when it is made (from
 # dpkg's records, or libc6's package name where nothing was configured): sid's moves on.
 GLIBC_LABEL = "org.lambdakit.standin-base.glibc"
@@ -316,7 +314,7 @@ def plan(
             prefix = _local_prefix(t)
             if prefix is None:
                 assert t.debian_suite is not None  # else _unbuildable named every kind
-                python = f"Debian's python{t.version} ({t.debian_suite}, {DEBIAN_ARCH[arch]})"
+                python = f"Debian's python{t.version} ({t.debian_suite}, {t.arch.debian_arch})"
                 suite = t.debian_suite
             else:
                 python, suite = f"CPython {_python_version(prefix, t.version)}", LOCAL_SUITE
@@ -576,7 +574,7 @@ def _rootfs_tarball(base: RootFs, progress: Progress) -> tuple[Path, str]:
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="rootfs-", dir=cache) as scratch:
         root = Path(scratch) / "root"
-        argv = ["debootstrap", f"--arch={DEBIAN_ARCH[base.arch.name]}", "--variant=minbase"]
+        argv = ["debootstrap", f"--arch={base.arch.debian_arch}", "--variant=minbase"]
         argv += ["--foreign"] if base.python else []
         argv += [f"--include={','.join(base.packages)}", base.suite, str(root), debian_mirror()]
         _run(argv, progress, step=f"debootstrap {base.suite} {base.arch.name} (once)")
