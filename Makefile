@@ -8,7 +8,8 @@ DEV    := $(VENV)/.installed-dev
 
 .PHONY: layer test lint services bench bench-worker clean
 
-$(CORE): pyproject.toml
+# builder/__init__.py holds the version the installed metadata reads.
+$(CORE): pyproject.toml builder/__init__.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e .

@@ -349,7 +349,7 @@ def _build_matrix(
 
 
 def _render_matrix(outcomes: list[TargetOutcome]) -> None:
-    from builder.matrix import VERDICT_RANK
+    from builder.matrix import rank
 
     colour = {"valid": "green", "unvalidated": "yellow", "not-verified": "yellow"}
     click.echo(f"{'target':<18} {'verdict':<13} {'zipped':>8}  proven in (or why not)")
@@ -358,7 +358,7 @@ def _render_matrix(outcomes: list[TargetOutcome]) -> None:
         target = f"{o.target.runtime} {o.target.arch.name}"
         click.secho(f"{target:<18} {o.verdict:<13} {size:>8}  {o.where}", fg=colour.get(o.verdict, "red"))
     counts = Counter(o.verdict for o in outcomes)
-    ranked = sorted(counts, key=VERDICT_RANK.__getitem__)
+    ranked = sorted(counts, key=rank)
     click.echo(", ".join(f"{counts[v]} {v}" for v in ranked) + f" of {len(outcomes)} targets")
 
 

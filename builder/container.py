@@ -57,8 +57,6 @@ ARM64_HINT = (
 )
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-# Docker's platform architectures, keyed by what the kernel or engine reports.
-# The binfmt_misc entry that lets this host run a foreign architecture.
 
 
 def _docker_arch(machine: str) -> str:

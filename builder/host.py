@@ -18,7 +18,7 @@ def host_arch() -> str:
 
 
 def find_interpreter(version: str) -> Path | None:
-    """A local CPython of exactly this minor version: pyenv's builds, then PATH."""
+    """A local CPython of exactly this minor version: pyenv's builds, then /usr/bin and /usr/local/bin."""
     candidates: list[Path] = []
     pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
     versions = pyenv_root / "versions"

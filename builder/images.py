@@ -1,8 +1,9 @@
 """Lambda's images on this engine: present or not, official or stand-in, and how to get one.
 
-builder.container wraps the Docker SDK and knows nothing of Lambda; this is where
-an image name is read as a runtime or build image, and a missing one gets the
-command that builds its offline stand-in when this machine can.
+builder.container wraps the Docker SDK (it reads a stand-in's labels, but decides
+nothing about Lambda's images); this is where an image name is read as a runtime or
+build image, and a missing one gets the command that builds its offline stand-in
+when this machine can.
 """
 
 from __future__ import annotations

@@ -28,6 +28,8 @@ VERDICT_EXIT = {"valid": EXIT_OK, "unvalidated": EXIT_OK, "not-verified": EXIT_N
                 "invalid": EXIT_INVALID, "error": EXIT_USAGE}  # fmt: skip
 # Seconds a target's build may take: resolution has its own timeout (backends.RESOLVE_TIMEOUT_S).
 TARGET_TIMEOUT_S = 1800
+# How long a stopped build may take to clean up before it is killed.
+GRACE_S = 60
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,15 +55,20 @@ class TargetOutcome:
         }
 
 
+def rank(verdict: str) -> int:
+    """How bad a verdict is; one this code does not know counts as an error."""
+    return VERDICT_RANK.get(verdict, VERDICT_RANK["error"])
+
+
 def target_out(out: Path, t: Target) -> Path:
     return out / f"{t.runtime}-{t.arch.name}"
 
 
 def worst_exit(outcomes: Iterable[TargetOutcome], *, allow_unverified: bool) -> int:
-    worst = max((o.verdict for o in outcomes), key=VERDICT_RANK.__getitem__, default="valid")
+    worst = max((o.verdict for o in outcomes), key=rank, default="valid")
     if worst == "not-verified" and allow_unverified:
         return EXIT_OK
-    return VERDICT_EXIT[worst]
+    return VERDICT_EXIT.get(worst, EXIT_USAGE)
 
 
 def build_matrix(
@@ -106,23 +113,30 @@ def build_matrix(
         return outcome
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(run, t) for t in targets]
         try:
+            futures = [pool.submit(run, t) for t in targets]
             outcomes = [future.result() for future in futures]
         except BaseException:
             with lock:
                 stopping.set()
-                for proc in running:
-                    proc.terminate()
+                stopped = list(running)
+            # Each build cleans up on SIGTERM; one stuck in its clean-up is killed after a grace period.
+            for proc in stopped:
+                proc.terminate()
+            for proc in stopped:
+                try:
+                    proc.wait(timeout=GRACE_S)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
             raise
     return [outcome for outcome in outcomes if outcome is not None]
 
 
 def _stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
-    """SIGTERM (the build cleans up and exits 143), then SIGKILL if it has not ended in a minute."""
+    """SIGTERM (the build cleans up and exits 143), then SIGKILL if it has not ended in GRACE_S."""
     proc.terminate()
     try:
-        return proc.communicate(timeout=60)
+        return proc.communicate(timeout=GRACE_S)
     except subprocess.TimeoutExpired:
         proc.kill()
         return proc.communicate()

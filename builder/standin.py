@@ -69,7 +69,15 @@ from builder import container
 from builder.errors import EnvironmentProblem
 from builder.host import find_interpreter, host_arch
 from builder.progress import Progress, run_streamed
-from builder.runtimes import ArchFacts, Target, all_targets, debian_suite_name, runtime_names, target
+from builder.runtimes import (
+    DEFAULT_ARCH,
+    ArchFacts,
+    Target,
+    all_targets,
+    debian_suite_name,
+    runtime_names,
+    target,
+)
 
 Kind = Literal["runtime", "build"]
 KINDS: tuple[Kind, ...] = ("runtime", "build")
@@ -351,7 +359,8 @@ def _unbuildable(t: Target, kinds: Iterable[Kind]) -> dict[Kind, str]:
 
 def debian_pythons() -> str:
     """The catalogue's suites and the Python each gives: "bullseye 3.9, bookworm 3.11, ..."."""
-    rows = (target(runtime, host_arch()) for runtime in runtime_names())
+    # A suite ships the same Pythons for every architecture: any one reads the column.
+    rows = (target(runtime, DEFAULT_ARCH) for runtime in runtime_names())
     return ", ".join(f"{t.debian_suite} {t.version}" for t in rows if t.debian_suite)
 
 
@@ -595,15 +604,19 @@ def _rootfs_tarball(base: RootFs, progress: Progress) -> tuple[Path, str]:
 def _unpack(deb: Path, root: Path) -> None:
     """What dpkg would unpack, through the root's merged-/usr links (`dpkg-deb --extract`
     would replace a link such as bin -> usr/bin with a folder of the package's files)."""
-    with subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE) as archive:
+    argv = ["dpkg-deb", "--fsys-tarfile", str(deb)]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as archive:
         untar = subprocess.run(
             ["tar", "--extract", "--keep-directory-symlink", "--directory", str(root)],
             stdin=archive.stdout,
             capture_output=True,
             text=True,
         )
+        assert archive.stderr is not None
+        errors = archive.stderr.read().strip()
     if archive.returncode != 0 or untar.returncode != 0:
-        raise EnvironmentProblem(f"cannot unpack {deb.name}: {untar.stderr.strip()}", step="stand-in")
+        detail = " | ".join(text for text in (errors, untar.stderr.strip()) if text)
+        raise EnvironmentProblem(f"cannot unpack {deb.name}: {detail}", step="stand-in")
 
 
 def _glibc_of(root: Path) -> str:

@@ -1,7 +1,9 @@
 """builder's modules import each other without cycles, imports inside functions included.
 
 An import inside a function hides a cycle from Python but not from a reader; this reads
-every import statement of every module, wherever it sits, and looks for a cycle.
+every import statement of every module, wherever it sits, and looks for a cycle. Not
+modelled: importlib.import_module by name (the CLI's lazy commands, build's backends)
+and a package's __init__ running before its submodules.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import docker
 import docker.errors
 from packaging.utils import canonicalize_name
 
-from builder import container, images
+from builder import DATA_DIR, container, images
 from builder.audit.checks import base_libraries
 from builder.availability import Availability
 from builder.backends import Resolved, ResolveRequest, bundle_libs, installed_distributions, requirement_names
@@ -29,7 +29,8 @@ from builder.layout import LIB_DIR, PYTHON_DIR
 from builder.progress import Progress
 from builder.runtimes import Target
 
-DOCKERFILE = Path(__file__).resolve().parents[2] / "Dockerfile.build"
+# The project root's Dockerfile.build, through a link in data/ that a wheel ships as the file.
+DOCKERFILE = DATA_DIR / "Dockerfile.build"
 LAYER_IN_IMAGE = "/out/layer"
 # Finished builds stay tagged as Docker's build cache: an unchanged requirements
 # file rebuilds in seconds. Per target, only the most recent few are kept.

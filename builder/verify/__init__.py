@@ -12,7 +12,14 @@ from builder.runtimes import Target
 from builder.verify.local import LocalInterpreter
 from builder.verify.result import IMPORT_CHECK_CHOICES, Checker, ImportCheck, ImportCheckChoice
 
-__all__ = ["IMPORT_CHECK_CHOICES", "ImportCheck", "ImportCheckChoice", "check_imports", "checkers"]
+__all__ = [
+    "IMPORT_CHECK_CHOICES",
+    "ImportCheck",
+    "ImportCheckChoice",
+    "check_imports",
+    "checkers",
+    "verifier_available",
+]
 
 
 def checkers() -> list[Checker]:
