@@ -15,6 +15,9 @@ from builder.layout import sys_path_dirs
 from builder.runtimes import Target
 from builder.verify import result
 
+# Where the runtime image keeps what Lambda provides beside the standard library.
+RUNTIME_DIR = "/var/runtime"
+
 
 class RuntimeImageChecker:
     """The import check in the runtime image itself, the closest thing to Lambda short of Lambda."""
@@ -32,7 +35,8 @@ class RuntimeImageChecker:
         paths = ":".join(f"/opt/{d.relative_to(root).as_posix()}" for d in sys_path_dirs(root, target))
         # -I: only the layer and the image's own Python decide what imports (no PYTHON*, no user site).
         python = f"/var/lang/bin/python{target.version}"
-        argv = [python, "-I", "-c", result.IMPORT_SCRIPT, result_file, paths, *modules]
+        # The runtime's own packages (boto3, awslambdaric) come after the layer, as on Lambda.
+        argv = [python, "-I", "-c", result.IMPORT_SCRIPT, result_file, paths, RUNTIME_DIR, *modules]
         output: list[str] = []
         with container.Container(
             image=target.runtime_image,

@@ -46,7 +46,8 @@ class LocalInterpreter:
             out = Path(scratch) / "result.json"
             # -I: ignore PYTHON* env and user site; -S: no site-packages of the host.
             # -B: importing must not write __pycache__ into the tree being zipped at the same time.
-            argv = [str(interpreter), "-I", "-S", "-B", "-c", result.IMPORT_SCRIPT, str(out), paths, *modules]
+            script = [result.IMPORT_SCRIPT, str(out), paths, ""]  # nothing after the standard library
+            argv = [str(interpreter), "-I", "-S", "-B", "-c", *script, *modules]
             try:
                 proc = subprocess.run(
                     argv,

@@ -17,15 +17,17 @@ IMPORT_CHECK_CHOICES: tuple[ImportCheckChoice, ...] = ("auto", "runtime-image", 
 
 IMPORT_TIMEOUT_S = 300
 
-# Runs inside the checked interpreter: imports each module and writes one JSON
+# Runs inside the checked interpreter, with the folders to put before and after its
+# sys.path: imports each module and writes one JSON
 # object {module: null | "ExcType: message"} to the file named in argv[1], so a
 # module that prints on import cannot corrupt the result. The file is rewritten
 # after each module: when the check times out, the first module missing from it
 # is the one whose import hangs.
 IMPORT_SCRIPT = r"""
 import importlib, json, os, sys
-out, paths, modules = sys.argv[1], sys.argv[2].split(":"), sys.argv[3:]
-sys.path[:0] = [p for p in paths if p]
+out, first, last, modules = sys.argv[1], sys.argv[2].split(":"), sys.argv[3].split(":"), sys.argv[4:]
+sys.path[:0] = [p for p in first if p]
+sys.path += [p for p in last if p]
 results = {}
 for name in modules:
     try:

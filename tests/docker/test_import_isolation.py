@@ -180,3 +180,21 @@ def test_the_same_module_reaches_the_listener_from_a_container_with_network(
     connection.close()
     # From a container's address on the bridge, not from this host's.
     assert ipaddress.ip_address(peer) in ipaddress.ip_network(bridge.subnet) and peer != bridge.address
+
+
+def test_the_runtimes_own_boto3_imports_and_a_layers_module_comes_before_it(
+    tmp_path: Path, runtime: Target, where: str
+) -> None:
+    # Lambda puts /var/runtime (boto3, awslambdaric) on sys.path after the layer: a layer may
+    # import boto3 without shipping it, and a module the layer ships wins over the runtime's.
+    python = tmp_path / "python"
+    python.mkdir()
+    (python / "uses_boto3.py").write_text("import boto3, botocore\n")
+    (python / "awslambdaric.py").write_text("raise RuntimeError('the layer shadows the runtime client')\n")
+    code, report = _validate(tmp_path, runtime)
+    assert code == 1, report
+    assert report["imports"]["modules"] == {
+        "awslambdaric": "RuntimeError: the layer shadows the runtime client",
+        "uses_boto3": None,
+    }
+    assert report["imports"]["where"] == where
