@@ -6,7 +6,6 @@ import fcntl
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from held_builds import alive, descendants, silent_index
 
 from builder.cli import cli
 
@@ -67,21 +67,6 @@ def test_an_abandoned_staging_folder_is_swept_and_another_layers_is_not(tmp_path
     assert theirs.is_dir()  # a build of pg-extra may be running: only its own build sweeps it
 
 
-def _children(pid: int) -> set[int]:
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found |= {int(child) for child in (task / "children").read_text().split()}
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_mid_build_keeps_the_previous_layer_and_stops_the_resolver(tmp_path, signum, code):
     out = tmp_path / "out"
@@ -93,25 +78,20 @@ def test_a_signal_mid_build_keeps_the_previous_layer_and_stops_the_resolver(tmp_
     link, zip_bytes = os.readlink(published), (published / "x.zip").read_bytes()
     # The interruption point is fixed, not raced: an index on loopback that accepts and never
     # answers holds the rebuild inside its resolver until the signal comes.
-    with socket.socket() as index:
-        index.bind(("127.0.0.1", 0))
-        index.listen(8)
-        index.settimeout(120)
-        requirements.write_text(
-            f"--index-url http://127.0.0.1:{index.getsockname()[1]}/simple\nnot-cached==9\n"
-        )
+    with silent_index() as (index, requirements_text):
+        requirements.write_text(requirements_text)
         proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
         connection, _ = index.accept()
         with connection:
             assert list((out / ".builds").glob(".staging-*")), "the rebuild is mid-build: its staging exists"
-            resolvers = _children(proc.pid)
+            resolvers = descendants(proc.pid)
             assert resolvers, "the resolver is running when the signal comes"
             # Sent to lambdakit alone, not its process group: it must stop the resolver itself.
             proc.send_signal(signum)
             _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == code, stderr
     assert "previous layer is unchanged" in stderr and "Traceback" not in stderr
-    assert [pid for pid in resolvers if _alive(pid)] == []
+    assert [pid for pid in resolvers if alive(pid)] == []
     assert os.readlink(published) == link
     assert (published / "x.zip").read_bytes() == zip_bytes
     assert not list((out / ".builds").glob(".staging-*"))

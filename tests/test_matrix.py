@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from held_builds import alive, descendants, silent_index
 
 from builder import runtimes
 from builder.cli import cli
@@ -113,16 +113,11 @@ def test_an_interrupt_stops_every_running_target_and_keeps_their_previous_layers
     before = {p: os.readlink(p) for p in out.glob("*/m")}
     assert len(before) == 2
     # Both rebuilds held at an index that accepts and never answers, then the interrupt.
-    with socket.socket() as index:
-        index.bind(("127.0.0.1", 0))
-        index.listen(8)
-        index.settimeout(120)
-        requirements.write_text(
-            f"--index-url http://127.0.0.1:{index.getsockname()[1]}/simple\nnot-cached==9\n"
-        )
+    with silent_index() as (index, requirements_text):
+        requirements.write_text(requirements_text)
         proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, start_new_session=True)
         connections = [index.accept()[0] for _ in range(2)]
-        builds = _descendants(proc.pid)
+        builds = descendants(proc.pid)
         assert builds
         if code == 143:
             proc.send_signal(signal.SIGTERM)
@@ -133,7 +128,7 @@ def test_an_interrupt_stops_every_running_target_and_keeps_their_previous_layers
             connection.close()
     assert proc.returncode == code, stderr
     assert "every other keeps its previous layer" in stderr and "Traceback" not in stderr
-    assert [pid for pid in builds if Path(f"/proc/{pid}").exists() and _state(pid) != "Z"] == []
+    assert [pid for pid in builds if alive(pid)] == []
     assert {p: os.readlink(p) for p in out.glob("*/m")} == before
     assert not list(out.glob("*/.builds/.staging-*"))
 
@@ -149,18 +144,3 @@ def test_a_target_that_prints_no_result_is_an_error_and_an_error_outranks_invali
     assert worst_exit([invalid], allow_unverified=False) == 1
     assert worst_exit([invalid, crashed], allow_unverified=True) == 2
     assert worst_exit([], allow_unverified=False) == 0
-
-
-def _descendants(pid: int) -> set[int]:
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            found |= {int(child)} | _descendants(int(child))
-    return found
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return "gone"

@@ -214,32 +214,35 @@ def test_worker_consumes_the_queue_with_partial_batch_responses(deployed: dict[s
     assert mapping["BatchSize"] == 10
 
 
+def _one_file_zip(name: str, text: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(name, text)
+    return buffer.getvalue()
+
+
 def test_layers_are_merged_exactly_when_this_localstack_does_not_apply_them(
     deployed: dict[str, Any], aws: Aws, localstack: LocalStackInfo, tmp_path: Path
 ) -> None:
     """Found by running code, not assumed: a function with a layer looks for the layer's file under /opt."""
-    layer_zip = io.BytesIO()
-    with zipfile.ZipFile(layer_zip, "w") as archive:
-        archive.writestr("python/lambdakit_layer_probe.py", "PRESENT = True\n")
     lambda_ = aws("lambda")
     layer = lambda_.publish_layer_version(
-        LayerName=f"probe-{uuid.uuid4().hex[:8]}", Content={"ZipFile": layer_zip.getvalue()}
+        LayerName=f"probe-{uuid.uuid4().hex[:8]}",
+        Content={"ZipFile": _one_file_zip("python/lambdakit_layer_probe.py", "PRESENT = True\n")},
     )
-    code = io.BytesIO()
-    with zipfile.ZipFile(code, "w") as archive:
-        archive.writestr(
-            "probe.py",
-            "import os\n"
-            "def handler(event, context):\n"
-            "    return {'applied': os.path.exists('/opt/python/lambdakit_layer_probe.py')}\n",
-        )
+    code = _one_file_zip(
+        "probe.py",
+        "import os\n"
+        "def handler(event, context):\n"
+        "    return {'applied': os.path.exists('/opt/python/lambdakit_layer_probe.py')}\n",
+    )
     name = f"layer-probe-{uuid.uuid4().hex[:8]}"
     lambda_.create_function(
         FunctionName=name,
         Runtime="python3.12",
         Role="arn:aws:iam::000000000000:role/probe",
         Handler="probe.handler",
-        Code={"ZipFile": code.getvalue()},
+        Code={"ZipFile": code},
         Layers=[layer["LayerVersionArn"]],
     )
     lambda_.get_waiter("function_active_v2").wait(FunctionName=name)
@@ -421,14 +424,12 @@ def test_the_seeds_broken_worker_deployed_unchecked_fails_with_the_seeds_error(
 
 
 def _create_and_invoke(aws: Aws, runtime: str, arch: str) -> tuple[dict[str, Any], Any]:
-    code = io.BytesIO()
-    with zipfile.ZipFile(code, "w") as archive:
-        archive.writestr(
-            "probe.py",
-            "import platform, sys\n"
-            "def handler(event, context):\n"
-            "    return {'machine': platform.machine(), 'python': '%d.%d' % sys.version_info[:2]}\n",
-        )
+    code = _one_file_zip(
+        "probe.py",
+        "import platform, sys\n"
+        "def handler(event, context):\n"
+        "    return {'machine': platform.machine(), 'python': '%d.%d' % sys.version_info[:2]}\n",
+    )
     name = f"arch-probe-{arch}-{runtime.replace('.', '')}-{uuid.uuid4().hex[:6]}"
     lambda_ = aws("lambda")
     lambda_.create_function(
@@ -436,7 +437,7 @@ def _create_and_invoke(aws: Aws, runtime: str, arch: str) -> tuple[dict[str, Any
         Runtime=runtime,
         Role="arn:aws:iam::000000000000:role/probe",
         Handler="probe.handler",
-        Code={"ZipFile": code.getvalue()},
+        Code={"ZipFile": code},
         Architectures=[arch],
     )
     config = wait_for(
