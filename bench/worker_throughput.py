@@ -34,7 +34,7 @@ from taskdb.connection import Database, Settings  # noqa: E402
 from taskdb.tasks import insert_task  # noqa: E402
 from worker.batch import BatchResponse, Worker, parse_task_id, perform_task  # noqa: E402
 
-from builder.db import apply, discover  # noqa: E402
+from builder.app.db import apply, discover  # noqa: E402
 
 Event = dict[str, Any]
 

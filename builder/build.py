@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import hashlib
-import importlib
 import json
 import os
 import re
@@ -19,12 +18,16 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from builder import DATA_DIR, __version__
+from builder import DATA_DIR, __version__, lazy
+from builder.audit import highest_glibc
+from builder.audit.checks import check_zipped_size
+from builder.backends import Backend, ResolveRequest, requirement_names
 from builder.errors import EnvironmentProblem, InvalidLayer, UsageError
 from builder.layout import PYTHON_DIR
 from builder.package import (
@@ -39,18 +42,17 @@ from builder.package import (
 from builder.progress import Progress
 from builder.requirements import read_requirements
 from builder.runtimes import Target
+from builder.slim import slim
 from builder.store import BUILDS_DIR, MANIFEST, TREE_DIR
-
-if TYPE_CHECKING:
-    from builder.backends import Backend
-    from builder.verify import ImportCheckChoice
+from builder.validate import validate_tree
+from builder.verify import ImportCheckChoice, verifier_available
 
 BackendName = Literal["uv", "pip", "docker", "auto"]
-# Loaded on first use: a no-op rebuild never pays for the Docker SDK.
-BACKEND_MODULES: dict[str, str] = {
-    "uv": "builder.backends.uv",
-    "pip": "builder.backends.pip",
-    "docker": "builder.backends.docker",
+# Loaded on first use (builder/lazy.py): a no-op rebuild never pays for the Docker SDK.
+BACKENDS: dict[str, str] = {
+    "uv": "builder.backends.uv:BACKEND",
+    "pip": "builder.backends.pip:BACKEND",
+    "docker": "builder.backends.docker:BACKEND",
 }
 # The data files the rules read: a change to one changes verdicts, so it is part of the cache key.
 RULE_DATA = ("runtimes.json", "base-libraries.json")
@@ -91,7 +93,8 @@ class BuildResult:
 
 
 def load_backend(name: str) -> Backend:
-    return importlib.import_module(BACKEND_MODULES[name]).BACKEND  # type: ignore[no-any-return]
+    backend: Backend = lazy.load(BACKENDS[name])
+    return backend
 
 
 def choose_backend(name: BackendName, target: Target) -> tuple[Backend, str]:
@@ -139,12 +142,10 @@ def _cached(published: Path, key: str, name: str, options: BuildOptions) -> dict
     ):
         return None
     validation = manifest.get("validation")
-    if isinstance(validation, dict) and validation.get("verdict") == "not-verified":
-        # Recorded as not verified: worth a new build once something can check the import.
-        from builder.verify import verifier_available
-
-        if verifier_available(options.target, options.import_check):
-            return None
+    # Recorded as not verified: worth a new build once something can check the import.
+    recorded_unverified = isinstance(validation, dict) and validation.get("verdict") == "not-verified"
+    if recorded_unverified and verifier_available(options.target, options.import_check):
+        return None
     return manifest
 
 
@@ -203,17 +204,6 @@ def build_layer(options: BuildOptions, progress: Progress) -> BuildResult:
     published = out / name
     if not options.force and (manifest := _cached(published, key, name, options)) is not None:
         return BuildResult(name=name, status="up-to-date", path=published, manifest=manifest)
-
-    # The pipeline's own modules (backends, ELF reader, Docker SDK) load only when there is work
-    # to do: a no-op rebuild pays for none of them (unless its layer was not verified, when
-    # _cached asks whether a checker has become available).
-    from concurrent.futures import ThreadPoolExecutor
-
-    from builder.audit import highest_glibc
-    from builder.audit.checks import check_zipped_size
-    from builder.backends import ResolveRequest, requirement_names
-    from builder.slim import slim
-    from builder.validate import validate_tree
 
     backend, reason = choose_backend(options.backend, target)
     timings: dict[str, float] = {}

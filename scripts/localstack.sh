@@ -46,7 +46,7 @@ requirements=(
 # which exists from 3.13 on: on 3.12 its runtime components silently fail to load.
 min_python=3.13
 
-# What `lambdakit localstack standins` pushes (builder/localstack.py's REPOSITORY).
+# What `lambdakit localstack standins` pushes (builder/app/localstack.py's REPOSITORY).
 standin_repo=127.0.0.1:$registry_port/lambdakit/lambda-python
 
 say() { echo "localstack: $*" >&2; }

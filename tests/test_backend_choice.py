@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from builder.cli import cli
+from builder.cli.main import cli
 
 
 def test_auto_without_a_docker_engine_uses_uv_and_says_the_engine_is_unreachable(

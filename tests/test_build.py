@@ -18,7 +18,7 @@ from packaging.version import Version
 import builder
 from builder import build, package, runtimes
 from builder.build import BuildOptions, build_layer
-from builder.cli import cli
+from builder.cli.main import cli
 from builder.errors import InvalidLayer, ResolveError
 from builder.host import find_interpreter, host_arch
 from builder.package import tree_matches

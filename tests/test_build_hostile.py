@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from held_builds import alive, descendants, silent_index
 
-from builder.cli import cli
+from builder.cli.main import cli
 
 PSYCOPG2_BINARY = "psycopg2-binary==2.9.11"
 LAMBDAKIT = [sys.executable, "-m", "builder"]

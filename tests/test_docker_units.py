@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from builder import container, images, runtimes, standin
+from builder import runtimes
 from builder.backends import bundle_libs
 from builder.backends.docker import system_packages
+from builder.docker import container, images, standin
 from builder.errors import EnvironmentProblem
 from builder.host import host_arch
 from builder.progress import Silent

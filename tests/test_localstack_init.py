@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.localstack import INIT_SOURCE
+from builder.app.localstack import INIT_SOURCE
 
 RUNTIME_ID = "rt-1"
 TIMEOUT_S = 2

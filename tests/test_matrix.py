@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from held_builds import alive, descendants, silent_index
 
 from builder import runtimes
-from builder.cli import cli
+from builder.cli.main import cli
 from builder.matrix import parse_outcome, worst_exit
 
 LAMBDAKIT = [sys.executable, "-m", "builder"]

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from builder import runtimes
 from builder.build import BuildOptions, build_layer
-from builder.cli import cli
+from builder.cli.main import cli
 from builder.errors import EnvironmentProblem, InvalidLayer, ResolveError, UsageError
 from builder.progress import Silent
 

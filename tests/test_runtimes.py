@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from builder import runtimes
-from builder.cli import cli
+from builder.cli.main import cli
 
 
 def test_catalogue_covers_every_runtime_and_arch():

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from builder.cli import cli
+from builder.cli.main import cli
 from builder.host import find_interpreter, host_arch
 from builder.runtimes import target
 

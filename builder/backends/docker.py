@@ -20,10 +20,11 @@ import docker
 import docker.errors
 from packaging.utils import canonicalize_name
 
-from builder import DATA_DIR, container, images
+from builder import DATA_DIR
 from builder.audit.checks import base_libraries
 from builder.availability import Availability
 from builder.backends import Resolved, ResolveRequest, bundle_libs, installed_distributions, requirement_names
+from builder.docker import container, images
 from builder.errors import EnvironmentProblem, ResolveError, UsageError
 from builder.layout import LIB_DIR, PYTHON_DIR
 from builder.progress import Progress

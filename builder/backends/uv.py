@@ -18,6 +18,8 @@ import re
 import sys
 from pathlib import Path
 
+from uv import find_uv_bin
+
 from builder.availability import Availability
 from builder.backends import (
     Resolved,
@@ -48,8 +50,7 @@ _NETWORK = (
 
 
 def uv_binary() -> str:
-    from uv import find_uv_bin  # the uv package ships the binary for this platform
-
+    """The uv package ships the binary for this platform."""
     return find_uv_bin()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from builder import lazy
 from builder.runtimes import Target
 from builder.verify.local import LocalInterpreter
 from builder.verify.result import IMPORT_CHECK_CHOICES, Checker, ImportCheck, ImportCheckChoice
@@ -22,12 +23,13 @@ __all__ = [
 ]
 
 
-def checkers() -> list[Checker]:
-    """Most faithful first. The runtime-image checker brings the Docker SDK, so it
-    is imported only when an import check actually runs (start-up speed)."""
-    from builder.verify.image import RuntimeImageChecker
+# Most faithful first. The runtime-image checker brings the Docker SDK: it is loaded only
+# when an import check runs (builder/lazy.py).
+RUNTIME_IMAGE_CHECKER = "builder.verify.image:RuntimeImageChecker"
 
-    return [RuntimeImageChecker(), LocalInterpreter()]
+
+def checkers() -> list[Checker]:
+    return [lazy.load(RUNTIME_IMAGE_CHECKER)(), LocalInterpreter()]
 
 
 def verifier_available(target: Target, import_check: ImportCheckChoice) -> bool:

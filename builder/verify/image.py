@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from builder import container, images
 from builder.availability import Availability
+from builder.docker import container, images
 from builder.layout import sys_path_dirs
 from builder.runtimes import Target
 from builder.verify import result

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.deploy import LocalStackInfo, detect_localstack
+from builder.app.deploy import LocalStackInfo, detect_localstack
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "localstack.sh"

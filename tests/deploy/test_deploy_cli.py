@@ -7,8 +7,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from builder.cli import cli
-from builder.deploy_cli import deploy_command, e2e_command
+from builder.cli.deploy import deploy_command, e2e_command
+from builder.cli.main import cli
 
 from .conftest import free_port
 

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from builder.deploy import SAM_BUILD_DIR, Command, DeployOptions, deploy
+from builder.app.deploy import SAM_BUILD_DIR, Command, DeployOptions, deploy
 from builder.errors import InvalidLayer
 from builder.progress import Silent
 

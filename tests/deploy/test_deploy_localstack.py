@@ -6,7 +6,7 @@ CloudWatch Logs), the SAM CLI, PostgreSQL, and the functions running in Docker
 containers that LocalStack starts.
 
 STAND-INS, because this machine cannot download them (scripts/localstack.sh
---lambda-standins, builder/localstack.py): LocalStack's runtime init is
+--lambda-standins, builder/app/localstack.py): LocalStack's runtime init is
 lambdakit's own (builder/data/localstack-init.py, LocalStack's init contract),
 and the runtime image is lambdakit's Debian + CPython stand-in served from a
 loopback registry, not AWS's public.ecr.aws/lambda/python. So this proves the
@@ -37,10 +37,10 @@ from typing import Any
 import boto3
 import pytest
 
-from builder import container
-from builder.deploy import LocalStackInfo, detect_localstack, physical_id
+from builder.app.deploy import LocalStackInfo, detect_localstack, physical_id
+from builder.app.localstack import REPOSITORY
+from builder.docker import container
 from builder.errors import EnvironmentProblem
-from builder.localstack import REPOSITORY
 
 from .conftest import ROOT
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.deploy import SAM_BUILD_DIR, merge_layers, read_template, validate_function
+from builder.app.deploy import SAM_BUILD_DIR, merge_layers, read_template, validate_function
 from builder.errors import UsageError
 
 from .conftest import write

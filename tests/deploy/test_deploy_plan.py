@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.deploy import (
+from builder.app.deploy import (
     DeployOptions,
     LocalStackInfo,
     detect_localstack,

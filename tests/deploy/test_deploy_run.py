@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.deploy import Command, run_command
+from builder.app.deploy import Command, run_command
 from builder.errors import DeployFailed, EnvironmentProblem
 
 

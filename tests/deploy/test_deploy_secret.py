@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from builder.deploy import (
+from builder.app.deploy import (
     DeployOptions,
     DeployPlan,
     LocalStackInfo,

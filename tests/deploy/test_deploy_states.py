@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from builder.deploy import function_states, read_template
+from builder.app.deploy import function_states, read_template
 
 
 class Answers:

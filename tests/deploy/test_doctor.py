@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from builder import doctor
-from builder.doctor import (
+from builder.app import doctor
+from builder.app.doctor import (
     Check,
     DoctorReport,
     check_interpreter,

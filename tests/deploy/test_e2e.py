@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from builder.e2e import (
+from builder.app.e2e import (
     ApiError,
     HttpTransport,
     InvokeTransport,

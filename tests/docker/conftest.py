@@ -19,9 +19,9 @@ import pytest
 from lookalike import Lookalike
 from standin_targets import DEBIAN_STANDINS
 
-from builder import container, standin
 from builder.backends import Resolved, ResolveRequest
 from builder.backends.docker import BACKEND
+from builder.docker import container, standin
 from builder.errors import EnvironmentProblem
 from builder.host import host_arch
 from builder.progress import Silent

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import docker
 import docker.errors
 
-from builder import standin
+from builder.docker import standin
 from builder.host import host_arch
 from builder.runtimes import target
 

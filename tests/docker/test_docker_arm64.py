@@ -11,8 +11,8 @@ from __future__ import annotations
 import docker
 import pytest
 
-from builder import container, standin
 from builder.build import BuildOptions, BuildResult, build_layer
+from builder.docker import container, standin
 from builder.progress import Silent
 from builder.runtimes import target
 from builder.validate import validate_tree

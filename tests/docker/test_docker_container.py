@@ -12,8 +12,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from builder import container
 from builder.backends.docker import BACKEND
+from builder.docker import container
 from builder.errors import EnvironmentProblem
 from builder.host import host_arch
 from builder.runtimes import target

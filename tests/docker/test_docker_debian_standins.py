@@ -13,8 +13,8 @@ import docker
 import pytest
 from standin_targets import DEBIAN_STANDINS
 
-from builder import container
 from builder.build import BuildOptions, BuildResult, build_layer
+from builder.docker import container
 from builder.progress import Silent
 from builder.runtimes import Target, debian_suite_name, target
 from builder.verify.image import RuntimeImageChecker

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import docker
 
-from builder import container, standin
+from builder.docker import container, standin
 from builder.host import host_arch
 from builder.progress import Silent
 from builder.runtimes import target

@@ -18,15 +18,15 @@ import docker.errors
 import pytest
 from lookalike import LOOKALIKE, LOOKALIKE_KIND, TEST_LABEL, Lookalike
 
-from builder import standin
-from builder.container import STANDIN_LABEL
+from builder.docker import standin
+from builder.docker.container import STANDIN_LABEL
 from builder.errors import EXIT_OK
 from builder.host import host_arch
 from builder.runtimes import all_targets, target
 
 
 def _lambdakit(*args: str) -> subprocess.CompletedProcess[str]:
-    # The real entry point (builder.cli.main), as `lambdakit` runs it, with this test's interpreter.
+    # The real entry point (builder.cli.main.main), as `lambdakit` runs it, with this test's interpreter.
     return subprocess.run(
         [sys.executable, "-m", "builder", *args], capture_output=True, text=True, timeout=300
     )

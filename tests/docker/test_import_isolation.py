@@ -24,9 +24,9 @@ import docker
 import pytest
 from click.testing import CliRunner
 
-from builder import container, images
-from builder.cli import cli
-from builder.container import Bridge
+from builder.cli.main import cli
+from builder.docker import container, images
+from builder.docker.container import Bridge
 from builder.errors import EnvironmentProblem
 from builder.host import host_arch
 from builder.runtimes import Target, target

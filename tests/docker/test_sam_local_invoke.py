@@ -9,14 +9,14 @@ result, and answers with an empty partial batch response.
 
 The runtime image is NOT AWS's public.ecr.aws/lambda/python:3.12: it is
 lambdakit's offline stand-in under that name (Debian 12 + pyenv's CPython 3.12 +
-awslambdaric and boto3 from PyPI in /var/runtime, builder/standin.py). So this proves the
+awslambdaric and boto3 from PyPI in /var/runtime, builder/docker/standin.py). So this proves the
 plumbing (layer layout, sys.path, psycopg2 import and libpq, the SAM template's
 environment, the network path, the worker's SQL), not the real image's glibc or
 system libraries: the static audit covers those. If the official image is
 present under the name it is used as is.
 
 Network: the container gets no route to the host's loopback, so PostgreSQL also
-listens on the host's bridge address (builder.container.default_bridge: the
+listens on the host's bridge address (builder.docker.container.default_bridge: the
 network's gateway, or docker0's address where Docker records no gateway) and
 pg_hba admits the bridge's subnet; DbHost is that address.
 """
@@ -33,7 +33,7 @@ from uuid import UUID, uuid4
 import docker
 import pytest
 
-from builder.container import Bridge, default_bridge
+from builder.docker.container import Bridge, default_bridge
 from builder.errors import EnvironmentProblem
 from builder.host import host_arch
 from builder.runtimes import Target, target

@@ -35,7 +35,7 @@ from harness import MAX_RECEIVE_COUNT, REGION, ROOT, Poller, Queues
 from pgsupport import Cluster, ClusterUnavailable, CountingConnection, free_port, throwaway_cluster
 from taskdb.connection import Database, Settings
 
-from builder.db import apply, discover
+from builder.app.db import apply, discover
 
 # ---------------------------------------------------------------- PostgreSQL
 

@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from harness import ROOT
 from pgsupport import Cluster, free_port
 
-from builder.db import MigrateResult, apply, db, discover
+from builder.app.db import MigrateResult, apply, discover
+from builder.cli.db import db
 from builder.errors import EnvironmentProblem, UsageError
 
 MIGRATIONS = ROOT / "migrations"

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import click
 
-from builder import container, localstack, runtimes, standin
+from builder import runtimes
+from builder.app import localstack
+from builder.cli.options import JSON_OPTION
+from builder.cli.render import TerminalProgress, emit_json, user_errors
+from builder.docker import container, standin
 from builder.errors import EnvironmentProblem
-from builder.render import JSON_OPTION, TerminalProgress, emit_json, user_errors
 
 
 @click.group("localstack")

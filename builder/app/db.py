@@ -4,7 +4,6 @@ Migrations are files named NNNN_description.sql in one directory (migrations/
 at the project root by default). Each runs once, in its own transaction, and is
 recorded in schema_migrations with a checksum: running `migrate` again is a
 no-op, and a migration edited after it was applied is reported, not skipped.
-Register with `cli.add_command(db)`.
 """
 
 from __future__ import annotations
@@ -15,10 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import click
-
 from builder.errors import EnvironmentProblem, UsageError
-from builder.render import user_errors
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection
@@ -146,45 +142,3 @@ def connect(dsn: str, connect_timeout: int) -> connection:
             hint="pass --dsn, or set DATABASE_URL or PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE",
             step="migrate",
         ) from err
-
-
-@click.group()
-def db() -> None:
-    """The application's PostgreSQL schema."""
-
-
-@db.command()
-@click.option(
-    "--dsn",
-    envvar="DATABASE_URL",
-    default="",
-    help="libpq connection string or URL [env: DATABASE_URL; else the PG* variables]",
-)
-@click.option(
-    "--dir",
-    "directory",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=Path("migrations"),
-    show_default=True,
-    help="directory of NNNN_description.sql files",
-)
-@click.option(
-    "--connect-timeout",
-    envvar="PGCONNECT_TIMEOUT",
-    type=click.IntRange(min=1),
-    default=10,
-    show_default=True,
-    help="seconds to wait for the server [env: PGCONNECT_TIMEOUT]",
-)
-def migrate(dsn: str, directory: Path, connect_timeout: int) -> None:
-    """Apply the migrations the database does not have yet (safe to run again)."""
-    with user_errors(json_output=False):
-        migrations = discover(directory)
-        conn = connect(dsn, connect_timeout)
-        try:
-            result = apply(conn, migrations)
-        finally:
-            conn.close()
-    for migration in result.applied:
-        click.echo(f"applied {migration.name}")
-    click.echo(f"{len(result.applied)} applied, {result.already_applied} already applied")

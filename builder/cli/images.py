@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import click
 
-from builder import runtimes, standin
-from builder.container import STANDIN_LABEL
+from builder import runtimes
+from builder.cli.options import JSON_OPTION
+from builder.cli.render import TerminalProgress, emit_json, user_errors
+from builder.docker import standin
+from builder.docker.container import STANDIN_LABEL
 from builder.host import host_arch
-from builder.render import JSON_OPTION, TerminalProgress, emit_json, user_errors
 
 
 @click.group("images")
@@ -69,7 +71,7 @@ def build_standins_command(
     Needs root, debootstrap and a Debian mirror the first time (a few minutes);
     later runs reuse the cached root filesystem and skip up-to-date images.
     """
-    # Imported here: builder.cli adds this group, so a module-level import would be circular.
+    # Imported here: builder.cli.main adds this group, so a module-level import would be circular.
 
     kinds = standin.KINDS if kind == "all" else (kind,)
     with user_errors(json_output=False):

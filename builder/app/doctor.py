@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from builder import container, images
-from builder.deploy import (
+from builder.app.deploy import (
     DEFAULT_LOCALSTACK_URL,
     Fetch,
     detect_localstack,
@@ -22,6 +21,7 @@ from builder.deploy import (
     find_tool,
     read_template,
 )
+from builder.docker import container, images
 from builder.errors import LambdakitError
 from builder.host import find_interpreter
 from builder.runtimes import DEFAULT_ARCH, DEFAULT_RUNTIME, Target, all_targets, target

@@ -5,7 +5,7 @@ runtime init, a Go binary it downloads from GitHub, into each container. Offline
 both fail. The stand-ins:
 
 - **runtime images**: lambdakit's stand-in runtime images
-  (`public.ecr.aws/lambda/python:X.Y-<arch>`, builder/standin.py) pushed to a
+  (`public.ecr.aws/lambda/python:X.Y-<arch>`, builder/docker/standin.py) pushed to a
   registry on loopback, one multi-architecture tag per runtime, which LocalStack
   pulls through LAMBDA_RUNTIME_IMAGE_MAPPING with the function's platform;
 - **the init**: `data/localstack-init.py`, a program on the image's own Python
@@ -29,13 +29,14 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from builder import container
+from builder import DATA_DIR
+from builder.docker import container
 from builder.errors import EnvironmentProblem
 from builder.host import host_arch
 from builder.progress import Progress
 from builder.runtimes import ARCHES, target
 
-INIT_SOURCE = Path(__file__).parent / "data" / "localstack-init.py"
+INIT_SOURCE = DATA_DIR / "localstack-init.py"
 # A release name of our own: a real download's directory is never shadowed.
 INIT_VERSION = "lambdakit-standin"
 REPOSITORY = "lambdakit/lambda-python"

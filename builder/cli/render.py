@@ -20,10 +20,6 @@ def emit_json(document: dict[str, Any]) -> None:
     click.echo(json.dumps(document, indent=2, sort_keys=True, default=str))
 
 
-# Every command's --json: one JSON document on stdout, errors included.
-JSON_OPTION = click.option("--json", "json_output", is_flag=True, help="Print one JSON document on stdout.")
-
-
 @contextmanager
 def user_errors(json_output: bool, *, interrupted: str = "interrupted") -> Iterator[None]:
     """Render lambdakit's own errors without a traceback and exit with their code.

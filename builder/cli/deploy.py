@@ -1,6 +1,6 @@
 """`lambdakit deploy`, `e2e` and `doctor`: options in, library call, rendering out.
 
-builder.cli loads them when they are run (LAZY_COMMANDS).
+builder.cli.main loads them when they are run (LAZY_COMMANDS).
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from pathlib import Path
 
 import click
 
-from builder.deploy import DEFAULT_LOCALSTACK_URL, TARGETS, DeployOptions, DeployResult, deploy
-from builder.doctor import doctor
-from builder.e2e import E2EResult, e2e
+from builder.app.deploy import DEFAULT_LOCALSTACK_URL, TARGETS, DeployOptions, DeployResult, deploy
+from builder.app.doctor import doctor
+from builder.app.e2e import E2EResult, e2e
+from builder.cli.options import JSON_OPTION
+from builder.cli.render import TerminalProgress, emit_json, user_errors
 from builder.errors import EXIT_INVALID, EXIT_NOT_VERIFIED, EXIT_OK, EXIT_USAGE
 from builder.progress import Progress, Silent
-from builder.render import JSON_OPTION, TerminalProgress, emit_json, user_errors
 
 # The samconfig.toml environment used when --env is not given; AWS has none, so
 # that a production deploy is always asked for by name.
@@ -78,7 +79,7 @@ def _options(
 
 
 def _progress(json_output: bool, verbose: bool) -> Progress:
-    # Imported here: builder.cli registers these commands, so a module-level import would be circular.
+    # Imported here: builder.cli.main registers these commands, so a module-level import would be circular.
 
     return Silent() if json_output else TerminalProgress(verbose=verbose)
 

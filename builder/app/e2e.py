@@ -23,7 +23,7 @@ from typing import Any, Literal, Protocol
 import botocore.config
 import botocore.exceptions
 
-from builder.deploy import (
+from builder.app.deploy import (
     Clients,
     DeployOptions,
     Fetch,

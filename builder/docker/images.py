@@ -1,6 +1,6 @@
 """Lambda's images on this engine: present or not, official or stand-in, and how to get one.
 
-builder.container wraps the Docker SDK (it reads a stand-in's labels, but decides
+builder.docker.container wraps the Docker SDK (it reads a stand-in's labels, but decides
 nothing about Lambda's images); this is where an image name is read as a runtime or
 build image, and a missing one gets the command that builds its offline stand-in
 when this machine can.
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import docker
 
-from builder import container
 from builder.availability import Availability
+from builder.docker import container
+from builder.docker.standin import standin_command
 from builder.errors import EnvironmentProblem
-from builder.standin import standin_command
 
 
 def image_availability(name: str, docker_platform: str) -> Availability:

@@ -65,7 +65,7 @@ from typing import IO, Literal
 import docker
 import docker.errors
 
-from builder import container
+from builder.docker import container
 from builder.errors import EnvironmentProblem
 from builder.host import find_interpreter, host_arch
 from builder.progress import Progress, run_streamed

@@ -1,153 +1,39 @@
-"""The `lambdakit` command: parse options, call the library, render the result."""
+"""`build-layer`, `validate` and `runtimes`: the layer pipeline's commands."""
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 import click
 
-from builder import __version__, runtimes
+from builder import runtimes
 from builder.build import BuildOptions, BuildResult, build_layer, export
-from builder.errors import EXIT_INVALID, EXIT_NOT_VERIFIED, EXIT_OK, EXIT_USAGE, UsageError
+from builder.cli.options import (
+    ARCH_OPTION,
+    IMPORT_CHECK_OPTION,
+    JSON_OPTION,
+    RUNTIME_OPTION,
+    ChoiceList,
+    flat_choices,
+    verdict_exit,
+)
+from builder.cli.render import TerminalProgress, emit_json, render_imports, render_problems, user_errors
+from builder.errors import EXIT_NOT_VERIFIED, EXIT_OK, UsageError
+from builder.matrix import TargetOutcome, build_matrix, rank, target_out, worst_exit
 from builder.progress import Silent
+from builder.runtimes import Target
 from builder.store import DEFAULT_OUT
 from builder.units import megabytes
-from builder.verify import IMPORT_CHECK_CHOICES
-
-if TYPE_CHECKING:
-    from builder.matrix import TargetOutcome
-    from builder.runtimes import Target
-    from builder.validate import ValidationReport
-from builder.render import (
-    JSON_OPTION,
-    TerminalProgress,
-    emit_json,
-    render_imports,
-    render_problems,
-    terminate_as_interrupt,
-    user_errors,
-)
-
-RUNTIME_OPTION = click.option(
-    "--runtime",
-    type=click.Choice(runtimes.runtime_names()),
-    default=runtimes.DEFAULT_RUNTIME,
-    show_default=True,
-    help="Lambda Python runtime the layer is for.",
-)
-ARCH_OPTION = click.option(
-    "--arch",
-    type=click.Choice(runtimes.ARCHES),
-    default=runtimes.DEFAULT_ARCH,
-    show_default=True,
-    help="Lambda architecture the layer is for.",
-)
-
-
-class ChoiceList(click.ParamType):
-    """Comma-separated choices, or "all"; with multiple=True the option may also repeat."""
-
-    name = "list"
-
-    def __init__(self, choices: list[str] | tuple[str, ...]) -> None:
-        self.choices = tuple(choices)
-
-    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
-        return f"[{'|'.join(self.choices)}|all],..."
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> tuple[str, ...]:
-        if isinstance(value, tuple):  # click converts a default once more
-            items: tuple[str, ...] = value
-        elif value == "all":
-            items = self.choices
-        else:
-            items = tuple(v.strip() for v in str(value).split(","))
-        for item in items:
-            if item not in self.choices:
-                self.fail(f"{item!r} is not one of {', '.join(self.choices)}, or all", param, ctx)
-        return items
-
-    def shell_complete(
-        self, ctx: click.Context, param: click.Parameter, incomplete: str
-    ) -> list[click.shell_completion.CompletionItem]:
-        done, _, last = incomplete.rpartition(",")
-        prefix = f"{done}," if done else ""
-        return [
-            click.shell_completion.CompletionItem(prefix + choice)
-            for choice in (*self.choices, "all")
-            if choice.startswith(last)
-        ]
-
-
-def _flat(groups: tuple[tuple[str, ...], ...]) -> list[str]:
-    return list(dict.fromkeys(item for group in groups for item in group))
-
+from builder.validate import ValidationReport, function_tree, layer_tree, validate_tree
 
 INTERRUPTED_BUILD = "interrupted: nothing was published; the previous layer is unchanged"
-IMPORT_CHECK_OPTION = click.option(
-    "--import-check",
-    type=click.Choice(IMPORT_CHECK_CHOICES),
-    default="auto",
-    show_default=True,
-    help="Where modules are imported: the runtime image (Docker), a local interpreter of the same "
-    "version, or auto (the image when available, else the interpreter, else not verified).",
-)
 
 
-def _verdict_exit(verdict: str) -> int:
-    return {"valid": EXIT_OK, "invalid": EXIT_INVALID, "not-verified": EXIT_NOT_VERIFIED}.get(
-        verdict, EXIT_OK
-    )
-
-
-# Commands whose modules pull in heavy dependencies (the Docker SDK, boto3, psycopg2)
-# load when they are run, so `lambdakit build-layer` starts fast.
-LAZY_COMMANDS: dict[str, str] = {
-    "db": "builder.db:db",
-    "images": "builder.images_cli:images",
-    "deploy": "builder.deploy_cli:deploy_command",
-    "e2e": "builder.deploy_cli:e2e_command",
-    "doctor": "builder.deploy_cli:doctor_command",
-    "localstack": "builder.localstack_cli:localstack_group",
-    "bridge-address": "builder.localstack_cli:bridge_address_command",
-}
-
-
-class LazyGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in LAZY_COMMANDS:
-            return super().get_command(ctx, cmd_name)
-        module, attribute = LAZY_COMMANDS[cmd_name].split(":")
-        command = getattr(importlib.import_module(module), attribute)
-        assert isinstance(command, click.Command)
-        return command
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="lambdakit")
-def cli() -> None:
-    """Build and validate AWS Lambda layers with compiled dependencies.
-
-    \b
-    Exit codes (every command):
-      0  done, and everything was checked
-      1  invalid: the layer (or requirement set) cannot work on the runtime
-      2  usage or environment error (bad option, missing file, no Docker, ...)
-      3  built and statically audited, but the import could not be checked here
-    """
-
-
-@cli.command("build-layer")
+@click.command("build-layer")
 @click.argument("name", default="psycopg2")
 @click.option(
     "-r",
@@ -258,7 +144,7 @@ def build_layer_command(
     are not rebuilt.
     """
     requirements = requirements or Path("layers") / name / "requirements.txt"
-    targets = [runtimes.target(r, a) for r in _flat(runtime_names) for a in _flat(arch_names)]
+    targets = [runtimes.target(r, a) for r in flat_choices(runtime_names) for a in flat_choices(arch_names)]
     if len(targets) > 1:
         flags = ["--force"] * force + ["--no-validate"] * no_validate
         _build_matrix(name, requirements, targets, out=out, json_output=json_output, quiet=quiet,
@@ -298,7 +184,7 @@ def build_layer_command(
             err=True,
         )
         sys.exit(EXIT_OK if allow_unverified else EXIT_NOT_VERIFIED)
-    sys.exit(_verdict_exit(result.verdict))
+    sys.exit(verdict_exit(result.verdict))
 
 
 def _build_matrix(
@@ -313,7 +199,6 @@ def _build_matrix(
     exports: bool,
     options: list[str],
 ) -> NoReturn:
-    from builder.matrix import build_matrix, target_out, worst_exit
 
     interrupted = "interrupted: targets that finished are published; every other keeps its previous layer"
     with user_errors(json_output, interrupted=interrupted):
@@ -349,7 +234,6 @@ def _build_matrix(
 
 
 def _render_matrix(outcomes: list[TargetOutcome]) -> None:
-    from builder.matrix import rank
 
     colour = {"valid": "green", "unvalidated": "yellow", "not-verified": "yellow"}
     click.echo(f"{'target':<18} {'verdict':<13} {'zipped':>8}  proven in (or why not)")
@@ -402,7 +286,7 @@ def _render_build(result: BuildResult) -> None:
     click.echo(f"  sha256: {m['zip']['sha256']}")
 
 
-@cli.command("validate")
+@click.command("validate")
 @click.argument("path", type=click.Path(path_type=Path, exists=True))
 @RUNTIME_OPTION
 @ARCH_OPTION
@@ -442,7 +326,6 @@ def validate_command(
     """
     # Loaded here, not at start-up: the ELF reader is only needed by this command
     # and by real builds, and a no-op build-layer should not pay for it.
-    from builder.validate import function_tree, layer_tree, validate_tree
 
     with user_errors(json_output):
         target = runtimes.target(runtime, arch)
@@ -471,7 +354,7 @@ def validate_command(
         emit_json(report.to_dict())
     else:
         _render_validation(path, report)
-    sys.exit(_verdict_exit(report.verdict))
+    sys.exit(verdict_exit(report.verdict))
 
 
 def _render_validation(path: Path, report: ValidationReport) -> None:
@@ -482,7 +365,7 @@ def _render_validation(path: Path, report: ValidationReport) -> None:
     render_imports(document["imports"])  # type: ignore[arg-type]
 
 
-@cli.command("runtimes")
+@click.command("runtimes")
 @JSON_OPTION
 def runtimes_command(json_output: bool) -> None:
     """List the runtimes and architectures lambdakit knows, with their facts."""
@@ -507,20 +390,3 @@ def runtimes_command(json_output: bool) -> None:
     for row in rows:
         note = " (deprecated)" if row["deprecated"] else ""
         click.echo(f"{row['runtime']:<11} {row['arch']:<7} {row['os']:<18} glibc {row['glibc']}{note}")
-
-
-def main() -> None:
-    terminate_as_interrupt()
-    try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
-    except click.ClickException as err:
-        # A bad option or argument: exit 2 like every usage error, one JSON document under --json.
-        if "--json" in sys.argv[1:]:
-            emit_json({"ok": False, "error": "UsageError", "step": "", "message": err.format_message(),
-                       "hint": "see --help"})  # fmt: skip
-        else:
-            err.show()
-        sys.exit(EXIT_USAGE)

@@ -37,8 +37,9 @@ import botocore.exceptions
 import docker.errors
 import yaml
 
-from builder import container, runtimes
+from builder import runtimes
 from builder.build import BuildOptions, build_layer
+from builder.docker import container
 from builder.errors import DeployFailed, EnvironmentProblem, InvalidLayer, UsageError
 from builder.layout import LIB_DIR, PYTHON_DIR, import_entries, namespace_portion
 from builder.progress import Progress, run_streamed
