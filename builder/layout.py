@@ -1,4 +1,5 @@
-"""Where a layer's files land at /opt, and which of them Python can import."""
+"""Lambda's filesystem, in one place: where a function's and its layers' files land,
+which directories the runtime searches, and which files Python can import."""
 
 from __future__ import annotations
 
@@ -9,10 +10,20 @@ from pathlib import Path
 
 from builder.runtimes import Target
 
-# A layer is unzipped to /opt; these are the only places the runtime looks.
+# Layers are unzipped to /opt, the function's package to /var/task; the runtime's own
+# Python packages (awslambdaric, boto3) sit in /var/runtime.
+OPT_DIR = "/opt"
+TASK_ROOT = "/var/task"
+RUNTIME_DIR = "/var/runtime"
+# Inside a layer, the only places the runtime looks.
 PYTHON_DIR = "python"
 LIB_DIR = "lib"
 BIN_DIR = "bin"
+# Lambda's LD_LIBRARY_PATH, in order: the runtime's own directories, the function's, the layers' lib/.
+LD_LIBRARY_PATH = (
+    "/var/lang/lib", "/lib64", "/usr/lib64", RUNTIME_DIR, f"{RUNTIME_DIR}/lib",
+    TASK_ROOT, f"{TASK_ROOT}/lib", f"{OPT_DIR}/{LIB_DIR}",
+)  # fmt: skip
 
 _NOT_MODULES = (".dist-info", ".egg-info", ".libs", ".data")
 

@@ -18,19 +18,18 @@ from typing import Any
 
 from builder import DATA_DIR
 from builder.audit.elf import BinaryFormat, ElfFacts, ElfReadError, binary_format, read_elf
-from builder.layout import BIN_DIR, LIB_DIR, PYTHON_DIR, extension_name
+from builder.layout import BIN_DIR, LD_LIBRARY_PATH, LIB_DIR, OPT_DIR, PYTHON_DIR, TASK_ROOT, extension_name
 from builder.problems import Problem, Severity
 from builder.runtimes import CatalogueError, Target, all_targets
 from builder.units import MB, megabytes
 
-# A layer is unzipped here; RPATHs and LD_LIBRARY_PATH name layer files by these paths.
-MOUNT = "/opt"
-# Lambda's LD_LIBRARY_PATH is /var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:
-# /var/task/lib:/opt/lib. The runtime's own directories (base-libraries.json) come first, the
-# function's /var/task is not the layer's to rely on, and the layer's lib/ comes last.
-LAYER_LIBRARY_PATH = f"{MOUNT}/{LIB_DIR}"
-# A process's working directory on Lambda: where a relative RPATH entry points.
-TASK_ROOT = "/var/task"
+# RPATHs and LD_LIBRARY_PATH name a layer's files under the mount point.
+MOUNT = OPT_DIR
+# On Lambda's LD_LIBRARY_PATH (layout.LD_LIBRARY_PATH) the runtime's own directories
+# (base-libraries.json) come first, the function's /var/task is not the layer's to rely on,
+# and the layer's lib/ comes last. TASK_ROOT is also the process's working directory: where
+# a relative RPATH entry points.
+LAYER_LIBRARY_PATH = LD_LIBRARY_PATH[-1]
 
 # Lambda's errors quote the byte counts: "Unzipped size must be smaller than 262144000 bytes", and for a
 # direct upload "Request must be smaller than 69905067 bytes", which is 50 MiB once base64-encoded.

@@ -11,12 +11,9 @@ from pathlib import Path
 
 from builder.availability import Availability
 from builder.docker import container, images
-from builder.layout import sys_path_dirs
+from builder.layout import OPT_DIR, RUNTIME_DIR, sys_path_dirs
 from builder.runtimes import Target
 from builder.verify import result
-
-# Where the runtime image keeps what Lambda provides beside the standard library.
-RUNTIME_DIR = "/var/runtime"
 
 
 class RuntimeImageChecker:
@@ -32,7 +29,7 @@ class RuntimeImageChecker:
         image = images.require_image(client, target.runtime_image)
         where = f"image {image.describe()}"
         result_file = "/tmp/lambdakit-imports.json"
-        paths = ":".join(f"/opt/{d.relative_to(root).as_posix()}" for d in sys_path_dirs(root, target))
+        paths = ":".join(f"{OPT_DIR}/{d.relative_to(root).as_posix()}" for d in sys_path_dirs(root, target))
         # -I: only the layer and the image's own Python decide what imports (no PYTHON*, no user site).
         python = f"/var/lang/bin/python{target.version}"
         # The runtime's own packages (boto3, awslambdaric) come after the layer, as on Lambda.
@@ -43,7 +40,7 @@ class RuntimeImageChecker:
             entrypoint=argv[:1],
             command=argv[1:],
             docker_platform=target.arch.docker_platform,
-            mounts=[container.Mount(source=root, target="/opt")],
+            mounts=[container.Mount(source=root, target=OPT_DIR)],
             client=client,
         ) as checker:
             status, was_cut = checker.run(output.append, timeout_s=result.IMPORT_TIMEOUT_S)
