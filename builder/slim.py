@@ -3,8 +3,9 @@
 Every rule removes files that cannot take part in an import on the target:
 bytecode for the build host's Python, extension modules for other Pythons,
 operating systems or CPUs, and libraries bundled by auditwheel-style wheels
-(`<pkg>.libs/`) that no remaining binary needs. Metadata (*.dist-info) stays:
-importlib.metadata reads it at run time.
+(`<pkg>.libs/`) that the loader never loads for a remaining binary (the
+audit's loader decides, so slim never removes what the audit would find).
+Metadata (*.dist-info) stays: importlib.metadata reads it at run time.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.audit.elf import ElfReadError, binary_format, read_elf
+from builder.audit.loader import Loader, fits, is_bundled
+from builder.audit.tree import LayerTree
 from builder.layout import PYTHON_DIR, extension_name
 from builder.problems import Problem
 from builder.runtimes import Target
@@ -86,34 +89,35 @@ def _foreign_extensions(python_dir: Path, target: Target) -> tuple[list[Path], l
     return removed, problems
 
 
-def _unreferenced_bundled_libraries(python_dir: Path, removed: set[Path]) -> list[Path]:
-    """Libraries in `<pkg>.libs/` that no remaining binary needs, directly or through another."""
-    bundled: dict[str, Path] = {}
-    needed_by: dict[Path, tuple[str, ...]] = {}
-    for path in python_dir.rglob("*"):
-        if path in removed or not path.is_file() or not _is_binary_candidate(path):
-            continue
-        if binary_format(path) != "elf":
-            continue
-        try:
-            facts = read_elf(path)
-        except ElfReadError:
-            return []  # what it needs cannot be read: any bundled library may be it
-        needed_by[path] = facts.needed
-        if path.parent.name.endswith(".libs"):
-            bundled[path.name] = path
-            if facts.soname:
-                bundled.setdefault(facts.soname, path)
-    wanted: set[Path] = set()
-    frontier = [p for p in needed_by if not p.parent.name.endswith(".libs")]
-    while frontier:
-        current = frontier.pop()
-        for soname in needed_by.get(current, ()):
-            lib = bundled.get(soname)
-            if lib is not None and lib not in wanted:
-                wanted.add(lib)
-                frontier.append(lib)
-    return sorted(set(bundled.values()) - wanted)
+def _unneeded_bundled_libraries(tree: LayerTree, target: Target) -> list[str]:
+    """Libraries in `<pkg>.libs/` the loader loads for no other binary of the layer, directly or
+    through another."""
+    if any(tree.unparseable()):
+        return []  # what it needs cannot be read: any bundled library may be it
+    bundled = {rel for rel, _ in tree.elves() if _is_bundled_library(rel)}
+    loader = Loader(tree, target)
+    # Every other binary may be loaded from outside (imported, run, opened with dlopen), each
+    # with what its own loading chain finds.
+    starts = [rel for rel, facts in tree.elves() if rel not in bundled and fits(facts, target)]
+    lookups = [lookup for start in starts for lookup in loader.walk(start)]
+    # A need the loader cannot meet is the audit's missing-library; which file the binary expects
+    # instead cannot be known, so none goes.
+    if any(lookup.search.found is None and not lookup.search.in_runtime for lookup in lookups):
+        return []
+    return sorted(bundled - {lookup.search.found for lookup in lookups})
+
+
+def _is_bundled_library(rel: str) -> bool:
+    return rel.startswith(PYTHON_DIR + "/") and is_bundled(rel) and _is_binary_candidate(Path(rel))
+
+
+def _remove(paths: set[Path]) -> dict[Path, int]:
+    """Delete the files; their sizes, by path."""
+    sizes: dict[Path, int] = {}
+    for path in paths:
+        sizes[path] = path.stat().st_size
+        path.unlink()
+    return sizes
 
 
 def slim(root: Path, target: Target) -> SlimResult:
@@ -127,16 +131,16 @@ def slim(root: Path, target: Target) -> SlimResult:
     doomed += [p for p in python_dir.rglob("*.py[co]") if p.is_file()]
     foreign, problems = _foreign_extensions(python_dir, target)
     doomed += foreign
-    doomed += _unreferenced_bundled_libraries(python_dir, set(doomed))
-    saved = 0
-    names = []
-    for path in sorted(set(doomed)):
-        saved += path.stat().st_size
-        names.append(path.relative_to(root).as_posix())
-        path.unlink()
+    removed = _remove(set(doomed))
+    # Judged on what is left, so a library only a removed build needed goes too.
+    removed |= _remove({root / rel for rel in _unneeded_bundled_libraries(LayerTree(root), target)})
     for cache_dir in sorted(python_dir.rglob("__pycache__"), reverse=True):
         shutil.rmtree(cache_dir, ignore_errors=True)
     bin_dir = python_dir / "bin"
     if bin_dir.is_dir():
         shutil.rmtree(bin_dir)
-    return SlimResult(removed=tuple(names), bytes_saved=saved, problems=tuple(problems))
+    return SlimResult(
+        removed=tuple(path.relative_to(root).as_posix() for path in sorted(removed)),
+        bytes_saved=sum(removed.values()),
+        problems=tuple(problems),
+    )

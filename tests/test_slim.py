@@ -261,3 +261,53 @@ def test_an_unparseable_bundled_library_keeps_the_libraries_it_may_need(cc: Comp
     cc.library(root / f"python/pkg/_ext.{TAG}.so", SOURCE, *cc.needs("libmid-1a2b3c4d.so.1"))
 
     assert slim(root, PY312).removed == ()
+
+
+def test_two_packages_bundling_a_library_of_the_same_name_each_keep_their_copy(
+    cc: Compiler, root: Path
+) -> None:
+    # numpy and scipy have shipped the same grafted libgfortran: each extension's RPATH finds the
+    # copy in its own package's .libs/, so neither copy is unused.
+    kept = set()
+    for package in ("pkga", "pkgb"):
+        write(root, f"python/{package}/__init__.py")
+        lib = f"python/{package}.libs/libshared-1a2b3c4d.so.1"
+        cc.library(root / lib, SOURCE, "-Wl,-soname,libshared-1a2b3c4d.so.1")
+        ext = f"python/{package}/_ext.{TAG}.so"
+        rpath = f"-Wl,-rpath,$ORIGIN/../{package}.libs"
+        cc.library(root / ext, SOURCE, rpath, *cc.needs("libshared-1a2b3c4d.so.1"))
+        kept |= {f"python/{package}/__init__.py", lib, ext}
+
+    result = slim(root, PY312)
+
+    assert result.removed == ()
+    assert files(root) == kept
+    assert audit_tree(root, PY312) == []
+
+
+def test_a_need_the_loader_cannot_meet_keeps_every_bundled_library(cc: Compiler, root: Path) -> None:
+    # The extension names a library but has no RPATH to pkg.libs/: the audit reports missing-library,
+    # and which file the extension expects is not slim's to guess.
+    write(root, "python/pkg/__init__.py")
+    for name in ("libdep-1a2b3c4d.so.1", "libunused-1a2b3c4d.so.1"):
+        cc.library(root / "python/pkg.libs" / name, SOURCE, f"-Wl,-soname,{name}")
+    cc.library(root / f"python/pkg/_ext.{TAG}.so", SOURCE, *cc.needs("libdep-1a2b3c4d.so.1"))
+    before = audit_tree(root, PY312)
+
+    assert slim(root, PY312).removed == ()
+    assert [(p.code, p.path) for p in before] == [("missing-library", f"python/pkg/_ext.{TAG}.so")]
+    assert audit_tree(root, PY312) == before
+
+
+def test_a_bundled_library_found_through_an_inherited_rpath_stays(cc: Compiler, root: Path) -> None:
+    # liba needs libb and says nothing of where it is; the extension that loads liba does.
+    libs = root / "python/pkg.libs"
+    write(root, "python/pkg/__init__.py")
+    cc.library(libs / "libb-1a2b3c4d.so.1", SOURCE, "-Wl,-soname,libb-1a2b3c4d.so.1")
+    needs = cc.needs("libb-1a2b3c4d.so.1")
+    cc.library(libs / "liba-1a2b3c4d.so.1", SOURCE, "-Wl,-soname,liba-1a2b3c4d.so.1", *needs)
+    rpath = "-Wl,--disable-new-dtags,-rpath,$ORIGIN/../pkg.libs"
+    cc.library(root / f"python/pkg/_ext.{TAG}.so", SOURCE, rpath, *cc.needs("liba-1a2b3c4d.so.1"))
+
+    assert slim(root, PY312).removed == ()
+    assert audit_tree(root, PY312) == []

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from builder.audit.checks import CHECKS, LayerTree, check_size
+from builder.audit.rules import CHECKS, check_size
+from builder.audit.tree import LayerTree
 from builder.problems import Problem
 from builder.runtimes import Target
 

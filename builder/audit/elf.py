@@ -1,6 +1,6 @@
 """Facts about binary files: what format a file is, and what an ELF file asks of its loader.
 
-Nothing here knows about Lambda; the rules that judge these facts live in checks.py.
+Nothing here knows about Lambda; the rules that judge these facts live in rules.py.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import BinaryIO, Literal
 from elftools.elf.dynamic import DynamicSection, DynamicSegment
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection
+from elftools.elf.sections import SymbolTableSection
 
 BinaryFormat = Literal["elf", "macho", "pe", "other"]
 
@@ -143,7 +144,9 @@ def _check_extents(elf: ELFFile, size: int) -> None:
 def _dynamic_tags(elf: ELFFile) -> dict[str, list[str]]:
     tags: dict[str, list[str]] = {"DT_NEEDED": [], "DT_SONAME": [], "DT_RPATH": [], "DT_RUNPATH": []}
     attribute = {"DT_NEEDED": "needed", "DT_SONAME": "soname", "DT_RPATH": "rpath", "DT_RUNPATH": "runpath"}
-    table = next((s for s in elf.iter_sections() if isinstance(s, DynamicSection)), None)
+    table: DynamicSection | DynamicSegment | None = next(
+        (s for s in elf.iter_sections() if isinstance(s, DynamicSection)), None
+    )
     # A binary with its section headers stripped still has the PT_DYNAMIC segment the loader uses.
     if table is None:
         table = next((s for s in elf.iter_segments() if isinstance(s, DynamicSegment)), None)
@@ -172,7 +175,7 @@ def _version_needs(elf: ELFFile) -> tuple[tuple[tuple[str, tuple[str, ...]], ...
         for aux in auxiliaries:
             names.append(aux.name)
             indices[aux["vna_other"]] = aux.name
-        needs.append((verneed.name, tuple(names)))
+        needs.append((verneed.name or "", tuple(names)))
     return tuple(needs), indices
 
 
@@ -181,7 +184,7 @@ def _symbols_with_version(elf: ELFFile, indices: set[int]) -> tuple[str, ...]:
         return ()
     versym = next((s for s in elf.iter_sections() if isinstance(s, GNUVerSymSection)), None)
     dynsym = elf.get_section_by_name(".dynsym")
-    if versym is None or dynsym is None:
+    if versym is None or not isinstance(dynsym, SymbolTableSection):
         return ()
     # Reading the version array raw avoids building a pyelftools object per symbol,
     # which is slow for libraries with tens of thousands of them.

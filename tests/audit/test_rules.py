@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from builder.audit import audit_tree, highest_glibc
-from builder.audit.checks import UNZIPPED_LIMIT, ZIPPED_LIMIT, base_libraries
 from builder.audit.elf import read_elf
+from builder.audit.rules import UNZIPPED_LIMIT, ZIPPED_LIMIT
 from builder.problems import Problem
-from builder.runtimes import all_targets, target
+from builder.runtimes import target
 
 from .conftest import EM_AARCH64, Compiler, patch_machine, unpack
 
@@ -294,17 +294,6 @@ def test_a_library_the_runtime_lacks_is_missing(cc: Compiler, layer: Path) -> No
     assert codes(problems) == ["missing-library"]
     assert "python/pkg/_ext.so needs libxml2.so.2" in problems[0].message
     assert "lib/" in problems[0].hint
-
-
-def test_base_libraries_are_data_for_every_runtime() -> None:
-    for each in all_targets():
-        names = base_libraries(each)
-        assert {"libc.so.6", "libm.so.6", each.arch.dynamic_loader} <= names
-        assert f"libpython{each.version}.so.1.0" in names
-        assert all(".so" in name and "{" not in name for name in names)
-    assert "libssl.so.10" in base_libraries(PY311)
-    assert "libssl.so.3" not in base_libraries(PY311)
-    assert "ld-linux-aarch64.so.1" in base_libraries(PY312_ARM)
 
 
 # --- names and formats of extension modules ------------------------------------------------------
