@@ -1,22 +1,20 @@
-"""The one place lambdakit talks to a Docker engine (through the Docker SDK).
+"""The Docker SDK wrapper: the engine, its images, and containers that never outlive their use.
 
 `Container` is a context manager that creates a container on entry and always
 removes it on exit, also when starting it failed. Engine, image and emulation
-problems become EnvironmentProblem with a hint saying what to run.
+problems become EnvironmentProblem with a hint saying what to run. Which Lambda
+image to use is builder.docker.images' business; the default bridge's address is
+builder.docker.network's.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import io
-import ipaddress
 import json
 import platform
 import re
-import socket
-import struct
 import sys
 import tarfile
 import tempfile
@@ -26,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
 import docker
 import docker.errors
@@ -76,64 +74,6 @@ def connect() -> docker.DockerClient:
     except (docker.errors.DockerException, RequestException) as err:
         raise EnvironmentProblem(f"the Docker engine is not reachable ({err})", hint=ENGINE_HINT) from err
     return client
-
-
-@dataclass(frozen=True, kw_only=True)
-class Bridge:
-    """Docker's default bridge network, where `sam local invoke` and LocalStack put Lambda containers."""
-
-    address: str  # this host's IPv4 address on it: how a container reaches a service on the host
-    subnet: str  # the containers' addresses (for pg_hba.conf, firewalls)
-    interface: str
-    source: str  # where the address was read: the network's IPAM gateway, or the interface itself
-
-
-# ioctl(2) requests for an interface's IPv4 address and netmask (linux/sockios.h).
-_SIOCGIFADDR = 0x8915
-_SIOCGIFNETMASK = 0x891B
-
-
-def interface_ipv4(name: str) -> ipaddress.IPv4Interface | None:
-    """The IPv4 address and network of one of this host's interfaces, None when it has none."""
-    request = struct.pack("256s", name.encode()[:15])
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            address = fcntl.ioctl(sock.fileno(), _SIOCGIFADDR, request)[20:24]
-            netmask = fcntl.ioctl(sock.fileno(), _SIOCGIFNETMASK, request)[20:24]
-        except OSError:
-            return None
-    return ipaddress.IPv4Interface(f"{socket.inet_ntoa(address)}/{socket.inet_ntoa(netmask)}")
-
-
-def default_bridge(client: docker.DockerClient) -> Bridge:
-    """The host's address on the default bridge.
-
-    Docker records it as the network's IPAM gateway; Debian's Docker 20.10 leaves
-    that key out and only the bridge interface (docker0) carries the address.
-    """
-    try:
-        network = client.networks.get("bridge")
-    except docker.errors.NotFound as err:
-        raise EnvironmentProblem(
-            "the Docker engine has no default `bridge` network",
-            hint="restart dockerd without --bridge=none (scripts/ensure-docker.sh does)",
-        ) from err
-    interface = (network.attrs.get("Options") or {}).get("com.docker.network.bridge.name", "docker0")
-    ipam = network.attrs.get("IPAM", {}).get("Config") or []
-    configs = [c for c in ipam if ":" not in c.get("Subnet", ":")]  # IPv4 only
-    subnet = configs[0]["Subnet"] if configs else ""
-    if configs and configs[0].get("Gateway"):
-        return Bridge(address=configs[0]["Gateway"], subnet=subnet, interface=interface, source="gateway")
-    found = interface_ipv4(interface)
-    if found is None:
-        raise EnvironmentProblem(
-            f"the default bridge records no gateway and this host has no IPv4 address on {interface}",
-            hint="the Docker engine must run on this machine (not through a remote DOCKER_HOST); "
-            "restart it: scripts/ensure-docker.sh",
-        )
-    return Bridge(
-        address=str(found.ip), subnet=subnet or str(found.network), interface=interface, source="interface"
-    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -424,7 +364,7 @@ def _start_failure_hint(explanation: str) -> str:
 def build_image(
     client: docker.DockerClient,
     *,
-    context: io.IOBase | Path,
+    context: IO[bytes] | Path,
     on_line: OnLine,
     dockerfile: str = "Dockerfile",
     tag: str | None = None,

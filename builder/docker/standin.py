@@ -46,11 +46,8 @@ naming what it fakes and how, so results can say "checked in a stand-in".
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
-import os
 import re
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -65,46 +62,26 @@ from typing import IO, Literal
 import docker
 import docker.errors
 
+from builder import DATA_DIR
 from builder.docker import container
-from builder.errors import EnvironmentProblem
+from builder.docker.rootfs import LOCAL_SUITE, RootFs, content_digest, ensure_base_image, run_step
 from builder.host import find_interpreter, host_arch
-from builder.progress import Progress, run_streamed
-from builder.runtimes import (
-    DEFAULT_ARCH,
-    ArchFacts,
-    Target,
-    all_targets,
-    debian_suite_name,
-    runtime_names,
-    target,
-)
+from builder.layout import BIN_DIR, LD_LIBRARY_PATH, OPT_DIR, PYTHON_DIR, RUNTIME_DIR, TASK_ROOT
+from builder.progress import Progress
+from builder.runtimes import DEFAULT_ARCH, Target, all_targets, debian_suite_name, runtime_names, target
 
 Kind = Literal["runtime", "build"]
 KINDS: tuple[Kind, ...] = ("runtime", "build")
 DEFAULT_RUNTIMES = ("python3.11", "python3.12")
 
-# Bump when the images change in a way the recipe hash does not see.
+# Bump when the images change in a way the recipe digest does not see.
 RECIPE_VERSION = "4"
-# Bump when the root filesystems change in a way their package list does not show.
-ROOTFS_VERSION = "1"
-# The root filesystem under a copied local CPython build.
-LOCAL_SUITE = "bookworm"
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
-# A base image's label: the glibc its root filesystem has, read when it is made (from
-# dpkg's records, or libc6's package name where nothing was configured): sid's moves on.
-GLIBC_LABEL = "org.lambdakit.standin-base.glibc"
 # /var/runtime of the real images: the runtime interface client, and the AWS SDK
 # that AWS ships there (code such as the task worker imports boto3 from it).
 RUNTIME_PACKAGES = ("awslambdaric==4.2.2", "boto3==1.43.108")
 # The newest releases that still support older Pythons.
 RUNTIME_PACKAGES_FOR = {"3.9": ("awslambdaric==4.0.4", "boto3==1.42.97")}
 
-# Beyond minbase: the shared libraries a CPython build's standard extension
-# modules load (ssl, ctypes, sqlite3, readline, curses, nis, uuid, pyexpat).
-BASE_PACKAGES = (
-    "libssl3", "libffi8", "libsqlite3-0", "libreadline8", "libncursesw6", "libexpat1",
-    "libuuid1", "libnsl2", "libtirpc3", "libbz2-1.0", "liblzma5", "zlib1g",
-)  # fmt: skip
 # What a SAM build image offers a source build: a compiler, libc headers, and
 # libpq headers with pg_config (on Amazon Linux the Dockerfile installs libpq-devel).
 BUILD_PACKAGES = ("gcc", "libc6-dev", "libpq-dev")
@@ -115,98 +92,35 @@ SMOKE_IMPORTS = "ssl, ctypes, sqlite3, bz2, lzma, zlib, decimal, hashlib, uuid, 
 _STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip"}
 _KEEP_SITE_PACKAGE = re.compile(r"pip(/|-[^/]*\.dist-info(/|$)|$)")
 _SKIP_FILE = re.compile(r"\.opt-[12]\.pyc$|^libpython.*\.a$|^_tkinter\..*\.so$")
-# Debootstrap leaves package caches and docs no image needs.
-_ROOTFS_TRIM = ("var/cache/apt", "var/lib/apt/lists", "usr/share/doc", "usr/share/man", "usr/share/info",
-                "usr/share/locale")  # fmt: skip
 
-# Lambda's environment, as the official runtime images set it.
-_LAMBDA_LD_LIBRARY_PATH = (
-    "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
-)
-_LAMBDA_PATH = "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin"
+# Lambda's PATH, as the official runtime images set it.
+_LAMBDA_PATH = f"/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:{OPT_DIR}/{BIN_DIR}"
+# What the templates below name of Lambda's filesystem, from its one model (layout.py).
+_LAYOUT = {"task_root": TASK_ROOT, "runtime_dir": RUNTIME_DIR, "opt_dir": OPT_DIR, "python_dir": PYTHON_DIR}
 
-# The interpreter goes to /var/lang, as in the official images.
-# Native stand-ins copy a local CPython build there:
-_LANG_STEPS = """\
-COPY lang/ /var/lang/
-# pyenv's build names its own prefix in its RUNPATH and in sysconfig (where a
-# source build looks for Python.h): a link from that prefix keeps both true.
-RUN mkdir -p {prefix_parent} && ln -s /var/lang {prefix} \\
- && ln -sf python{version} /var/lang/bin/python3 \\
- && /var/lang/bin/python{version} -c "import {smoke}"
-"""
 
-# Foreign-architecture stand-ins link Debian's own interpreter there instead.
-# CPython finds its prefix (/usr) through the link's target, so the standard
-# library is Debian's; running it here also proves that emulation works.
-_DEBIAN_LANG_STEPS = """\
-RUN mkdir -p /var/lang/bin && ln -s /usr/bin/python{version} /var/lang/bin/python{version} \\
- && ln -s python{version} /var/lang/bin/python3 \\
- && /var/lang/bin/python{version} -c "import {smoke}"
-"""
+def _template(name: str) -> str:
+    """A recipe or script of builder/data/standin/: a str.format template."""
+    return (DATA_DIR / "standin" / f"{name}.in").read_text(encoding="utf-8")
 
-_RUNTIME_DOCKERFILE = """\
-FROM {base}
-{lang_steps}
-COPY runtime/ /var/runtime/
-RUN chmod 755 /var/runtime/bootstrap && mkdir -p /var/task /opt
-ENV LANG=C.UTF-8 TZ=:/etc/localtime PATH={path} LD_LIBRARY_PATH={ld_library_path} \\
-    LAMBDA_TASK_ROOT=/var/task LAMBDA_RUNTIME_DIR=/var/runtime
-WORKDIR /var/task
-ENTRYPOINT ["/var/runtime/bootstrap"]
-"""
 
-_BUILD_DOCKERFILE = """\
-FROM {base}
-{lang_steps}
-COPY _manylinux.py /var/lang/lib/python{version}/site-packages/
-ENV LANG=C.UTF-8 PATH={path}
-WORKDIR /var/task
-"""
-
+# The interpreter goes to /var/lang, as in the official images. Native stand-ins copy a
+# local CPython build there; foreign-architecture ones link Debian's own interpreter
+# instead (CPython finds its prefix, /usr, through the link's target, so the standard
+# library is Debian's; running it there also proves that emulation works).
+_LANG_STEPS = _template("lang-copied.Dockerfile")
+_DEBIAN_LANG_STEPS = _template("lang-debian.Dockerfile")
+_RUNTIME_DOCKERFILE = _template("runtime.Dockerfile")
+_BUILD_DOCKERFILE = _template("build.Dockerfile")
+_BUILDTOOLS_DOCKERFILE = _template("buildtools.Dockerfile")
 # PEP 600's hook: pip in the build stand-in picks only wheels the real runtime's
 # glibc can load, as it would in the real build image, not what Debian's could.
-_MANYLINUX_PY = """\
-# lambdakit stand-in: wheels for Lambda's glibc {glibc}, not this image's (PEP 600).
-def manylinux_compatible(tag_major, tag_minor, tag_arch):
-    return (tag_major, tag_minor) <= {glibc_tuple}
-"""
-
-_BUILDTOOLS_DOCKERFILE = """\
-FROM {base}
-RUN apt-get update \\
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {packages} \\
- && apt-get clean && rm -rf /var/lib/apt/lists/* /usr/share/doc /usr/share/man
-"""
-
-# /var/runtime/bootstrap: the Runtime Interface Emulator (SAM's, or Lambda's
-# own) runs it with the handler in _HANDLER.
-_BOOTSTRAP = """\
-#!/bin/sh
-# lambdakit stand-in for Lambda's Python bootstrap (awslambdaric from PyPI).
-export AWS_EXECUTION_ENV="${{AWS_EXECUTION_ENV:-AWS_Lambda_python{version}}}"
-exec /var/lang/bin/python{version} /var/runtime/bootstrap.py "$@"
-"""
-
-_BOOTSTRAP_PY = """\
-import os
-import sys
-
-# sys.path as Lambda sets it: function code, then the layers, then the standard
-# library; the runtime's own directory last so a layer's packages win.
-runtime_dir = sys.path.pop(0)
-version = "%d.%d" % sys.version_info[:2]
-sys.path[:0] = [
-    os.environ.get("LAMBDA_TASK_ROOT", "/var/task"),
-    "/opt/python",
-    "/opt/python/lib/python%s/site-packages" % version,
-]
-sys.path.append(runtime_dir)
-
-from awslambdaric.__main__ import main
-
-main([sys.argv[0], sys.argv[1] if len(sys.argv) > 1 else os.environ["_HANDLER"]])
-"""
+_MANYLINUX_PY = _template("_manylinux.py")
+# /var/runtime/bootstrap: the Runtime Interface Emulator (SAM's, or Lambda's own) runs
+# it with the handler in _HANDLER. It spells out layout.py's RUNTIME_DIR itself: its
+# template text is part of every recipe digest, and filling it in would rebuild them all.
+_BOOTSTRAP = _template("bootstrap")
+_BOOTSTRAP_PY = _template("bootstrap.py").format_map(_LAYOUT)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -233,30 +147,6 @@ class Standin:
         return RootFs(arch=self.target.arch, suite=self.suite, python=python)
 
 
-@dataclass(frozen=True, kw_only=True)
-class RootFs:
-    """A Debian root filesystem made by debootstrap, imported as the stand-ins' base image."""
-
-    arch: ArchFacts
-    suite: str
-    python: str | None = None  # the suite's python3.X, as the interpreter; else a copied one's libraries
-
-    @property
-    def packages(self) -> tuple[str, ...]:
-        # Debian's python brings the libraries its standard library loads; a copied build
-        # needs them named (their names differ between suites: these are bookworm's).
-        return (f"python{self.python}",) if self.python else BASE_PACKAGES
-
-    @property
-    def digest(self) -> str:
-        method = "unpacked" if self.python else "installed"
-        return _digest(ROOTFS_VERSION, self.suite, method, *self.packages)[:12]
-
-    @property
-    def tag(self) -> str:
-        return f"lambdakit/standin-base:{self.suite}-{self.arch.name}-{self.digest}"
-
-
 def image_name(t: Target, kind: Kind) -> str:
     """The official name a stand-in of this kind is tagged with."""
     return t.runtime_image if kind == "runtime" else t.build_image
@@ -278,11 +168,6 @@ class ImageRow:
     present: bool
     standin: bool
     labels: dict[str, str]
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("LAMBDAKIT_CACHE") or Path.home() / ".cache" / "lambdakit"
-    return Path(root) / "standin"
 
 
 def python_prefix(version: str) -> Path | None:
@@ -405,17 +290,9 @@ def build_standins(
     for standin in standins:
         started = time.perf_counter()
         base = standin.base.tag
-        buildtools = f"lambdakit/standin-buildtools:{standin.suite}-{_digest(base, *BUILD_PACKAGES)[:12]}"
+        buildtools = _buildtools_tag(standin)
         dockerfile = _dockerfile(standin, base=base, buildtools=buildtools)
-        recipe = _digest(
-            RECIPE_VERSION,
-            dockerfile,
-            standin.python,
-            *runtime_packages(standin.target.version),
-            _BOOTSTRAP,
-            _BOOTSTRAP_PY,
-            _manylinux_py(standin.target),
-        )
+        recipe = _recipe(standin, dockerfile)
         existing = container.image_facts(client, standin.image)
         if existing is not None and not existing.standin:
             outcomes.append(
@@ -434,7 +311,7 @@ def build_standins(
             if not emulation.ok:
                 outcomes.append(Outcome(image=standin.image, status="skipped", detail=emulation.reason))
                 continue
-        glibc = _ensure_base(client, standin.base, progress)
+        glibc = ensure_base_image(client, standin.base, progress)
         progress.step("stand-in", f"{standin.image} ({standin.python} on {_os_facts(standin, glibc)})")
         if standin.kind == "build":
             _ensure_buildtools(client, base, buildtools, progress)
@@ -476,8 +353,23 @@ def list_images() -> list[ImageRow]:
     return rows
 
 
-def _digest(*parts: str) -> str:
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+def _recipe(standin: Standin, dockerfile: str) -> str:
+    """The digest a stand-in's label carries: the same recipe means the same image, left as is."""
+    return content_digest(
+        RECIPE_VERSION,
+        dockerfile,
+        standin.python,
+        *runtime_packages(standin.target.version),
+        _BOOTSTRAP,
+        _BOOTSTRAP_PY,
+        _manylinux_py(standin.target),
+    )
+
+
+def _buildtools_tag(standin: Standin) -> str:
+    """The base image with BUILD_PACKAGES installed, under the build stand-ins."""
+    packages = content_digest(standin.base.tag, *BUILD_PACKAGES)[:12]
+    return f"lambdakit/standin-buildtools:{standin.suite}-{packages}"
 
 
 def _dockerfile(standin: Standin, *, base: str, buildtools: str) -> str:
@@ -491,11 +383,12 @@ def _dockerfile(standin: Standin, *, base: str, buildtools: str) -> str:
             smoke=SMOKE_IMPORTS,
         )
     if standin.kind == "runtime":
+        ld_library_path = ":".join(LD_LIBRARY_PATH)
         return _RUNTIME_DOCKERFILE.format(
-            base=base, lang_steps=lang_steps, path=_LAMBDA_PATH, ld_library_path=_LAMBDA_LD_LIBRARY_PATH
+            base=base, lang_steps=lang_steps, path=_LAMBDA_PATH, ld_library_path=ld_library_path, **_LAYOUT
         )
     return _BUILD_DOCKERFILE.format(
-        base=buildtools, lang_steps=lang_steps, path=_LAMBDA_PATH, version=standin.target.version
+        base=buildtools, lang_steps=lang_steps, path=_LAMBDA_PATH, version=standin.target.version, **_LAYOUT
     )
 
 
@@ -523,26 +416,10 @@ def _labels(standin: Standin, recipe: str, glibc: str) -> dict[str, str]:
     return labels
 
 
-# --- base images ------------------------------------------------------------------------------
-
-
 def _os_facts(standin: Standin, glibc: str) -> str:
     """What the stand-in runs, for its label and for results: "Debian 12 (bookworm), glibc 2.36"."""
     facts = f"{debian_suite_name(standin.suite)}, glibc {glibc}"
     return f"{facts}, {standin.target.arch.name} under qemu" if standin.foreign else facts
-
-
-def _ensure_base(client: docker.DockerClient, base: RootFs, progress: Progress) -> str:
-    """The base image made if missing; returns the glibc version its root filesystem has."""
-    facts = container.image_facts(client, base.tag)
-    if facts is None or GLIBC_LABEL not in facts.labels:
-        tarball, glibc = _rootfs_tarball(base, progress)
-        progress.step("stand-in", f"docker import {tarball.name} as {base.tag}")
-        container.import_rootfs(
-            client, tarball, base.tag, base.arch.docker_platform, labels={GLIBC_LABEL: glibc}
-        )
-        return glibc
-    return facts.labels[GLIBC_LABEL]
 
 
 def _ensure_buildtools(client: docker.DockerClient, base: str, tag: str, progress: Progress) -> None:
@@ -555,124 +432,6 @@ def _ensure_buildtools(client: docker.DockerClient, base: str, tag: str, progres
             _add_text(tar, "Dockerfile", dockerfile)
         fileobj.seek(0)
         container.build_image(client, context=fileobj, tag=tag, on_line=progress.output)
-
-
-def _rootfs_tarball(base: RootFs, progress: Progress) -> tuple[Path, str]:
-    """A minimal Debian root filesystem as a tar, made once with debootstrap and cached, and its glibc.
-
-    Under a copied CPython build the system is installed whole (the build stand-in adds
-    packages with apt). A suite's python is only unpacked: debootstrap's first stage
-    fetches and unpacks the base system on this machine, then the interpreter's packages
-    are unpacked beside it. No package's maintainer scripts run: under qemu they take
-    minutes (byte-compiling the standard library), and an interpreter run needs none.
-    """
-    cache = cache_dir()
-    tarball = cache / f"{base.suite}-{base.arch.name}-minbase-{base.digest}.tar"
-    glibc_file = tarball.with_suffix(".glibc")
-    if tarball.is_file() and glibc_file.is_file():
-        return tarball, glibc_file.read_text().strip()
-    if shutil.which("debootstrap") is None:
-        raise EnvironmentProblem(
-            "debootstrap is needed to build the stand-in images' root filesystem",
-            hint="apt-get install -y debootstrap (or scripts/ensure-docker.sh --standin)",
-        )
-    if os.geteuid() != 0:
-        raise EnvironmentProblem(
-            "debootstrap must run as root", hint="run `lambdakit images build-standins` as root"
-        )
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="rootfs-", dir=cache) as scratch:
-        root = Path(scratch) / "root"
-        argv = ["debootstrap", f"--arch={base.arch.debian_arch}", "--variant=minbase"]
-        argv += ["--foreign"] if base.python else []
-        argv += [f"--include={','.join(base.packages)}", base.suite, str(root), debian_mirror()]
-        _run(argv, progress, step=f"debootstrap {base.suite} {base.arch.name} (once)")
-        glibc = _unpack_downloaded(root, progress) if base.python else _glibc_of(root)
-        for rel in _ROOTFS_TRIM:
-            shutil.rmtree(root / rel, ignore_errors=True)
-        partial = tarball.with_suffix(".partial")
-        _run(
-            ["tar", "--numeric-owner", "-C", str(root), "-cf", str(partial), "."],
-            progress,
-            step="pack rootfs",
-        )
-        glibc_file.write_text(glibc + "\n")
-        partial.rename(tarball)
-    return tarball, glibc
-
-
-def _unpack(deb: Path, root: Path) -> None:
-    """What dpkg would unpack, through the root's merged-/usr links (`dpkg-deb --extract`
-    would replace a link such as bin -> usr/bin with a folder of the package's files)."""
-    argv = ["dpkg-deb", "--fsys-tarfile", str(deb)]
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as archive:
-        untar = subprocess.run(
-            ["tar", "--extract", "--keep-directory-symlink", "--directory", str(root)],
-            stdin=archive.stdout,
-            capture_output=True,
-            text=True,
-        )
-        assert archive.stderr is not None
-        errors = archive.stderr.read().strip()
-    if archive.returncode != 0 or untar.returncode != 0:
-        detail = " | ".join(text for text in (errors, untar.stderr.strip()) if text)
-        raise EnvironmentProblem(f"cannot unpack {deb.name}: {detail}", step="stand-in")
-
-
-def _glibc_of(root: Path) -> str:
-    """The upstream glibc version of libc6 in an installed root filesystem ("2.36" for 2.36-9+deb12u7)."""
-    status = (root / "var" / "lib" / "dpkg" / "status").read_text()
-    for record in status.split("\n\n"):
-        fields = dict(
-            line.split(": ", 1) for line in record.splitlines() if ": " in line and not line.startswith(" ")
-        )
-        if fields.get("Package") == "libc6" and (match := re.match(r"(\d+\.\d+)", fields.get("Version", ""))):
-            return match.group(1)
-    raise EnvironmentProblem(f"debootstrap left no libc6 in {root}", step="stand-in")
-
-
-def _unpack_downloaded(root: Path, progress: Progress) -> str:
-    """Unpack every package debootstrap's first stage downloaded; returns libc6's glibc version."""
-    debs = sorted((root / "var" / "cache" / "apt" / "archives").glob("*.deb"))
-    progress.step("stand-in", f"unpack {len(debs)} packages (no maintainer scripts)")
-    for deb in debs:
-        _unpack(deb, root)
-    # What base-passwd's scripts would write: root and the system users and groups.
-    for name in ("passwd", "group"):
-        master = root / "usr" / "share" / "base-passwd" / f"{name}.master"
-        if master.is_file() and not (root / "etc" / name).exists():
-            shutil.copy(master, root / "etc" / name)
-    shutil.rmtree(root / "debootstrap", ignore_errors=True)
-    for deb in debs:
-        if match := re.fullmatch(r"libc6_(\d+\.\d+)[^_]*_\w+\.deb", deb.name):
-            return match.group(1)
-    raise EnvironmentProblem(f"debootstrap downloaded no libc6 into {root}", step="stand-in")
-
-
-def debian_mirror() -> str:
-    """LAMBDAKIT_DEBIAN_MIRROR, else the Debian mirror apt is configured with, else deb.debian.org."""
-    configured = os.environ.get("LAMBDAKIT_DEBIAN_MIRROR")
-    if configured:
-        return configured
-    sources = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*.sources"))]
-    for source in sources:
-        try:
-            text = source.read_text()
-        except OSError:
-            continue
-        for match in re.finditer(
-            r"(?:^deb\s+(?:\[[^]]*\]\s+)?|^URIs:\s*)(\S+/debian)/?\s", text, re.MULTILINE
-        ):
-            return match.group(1)
-    return DEFAULT_MIRROR
-
-
-def _run(argv: list[str], progress: Progress, *, step: str) -> None:
-    progress.step("stand-in", step)
-    progress.output("$ " + " ".join(argv))
-    code, tail = run_streamed(argv, progress, keep=3)
-    if code != 0:
-        raise EnvironmentProblem(f"{argv[0]} failed ({step}): " + " | ".join(tail), step="stand-in")
 
 
 # --- build context ----------------------------------------------------------------------------
@@ -711,7 +470,7 @@ def _runtime_dir(standin: Standin, scratch: Path, progress: Progress) -> Path:
         wheels += ["--abi", t.python_tag, *(arg for tag in t.platform_tags for arg in ("--platform", tag))]
     pip = [*python, "-m", "pip", "install", "--quiet", "--no-compile", *wheels, "--target", str(runtime)]
     packages = runtime_packages(version)
-    _run([*pip, *packages], progress, step=f"pip install {' '.join(packages)} for /var/runtime")
+    run_step([*pip, *packages], progress, step=f"pip install {' '.join(packages)} for {RUNTIME_DIR}")
     (runtime / "bootstrap").write_text(_BOOTSTRAP.format(version=version))
     (runtime / "bootstrap").chmod(0o755)
     (runtime / "bootstrap.py").write_text(_BOOTSTRAP_PY)
