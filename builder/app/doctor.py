@@ -1,6 +1,6 @@
 """doctor: what this machine has for building, checking and deploying, each with the fix.
 
-Every check is a small function returning one Check; none raises. A check that
+Every check is a small function returning one Finding; none raises. A check that
 only some workflows need is optional: it is reported, but does not fail doctor.
 """
 
@@ -13,14 +13,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from builder.app.deploy import (
-    DEFAULT_LOCALSTACK_URL,
-    Fetch,
-    detect_localstack,
-    fetch_json,
-    find_tool,
-    read_template,
-)
+from builder.app.localstack_info import DEFAULT_LOCALSTACK_URL, Fetch, detect_localstack, fetch_json
+from builder.app.plan import find_tool
+from builder.app.template import read_template
 from builder.docker import container, images
 from builder.errors import LambdakitError
 from builder.host import find_interpreter
@@ -31,7 +26,7 @@ VERSION_TIMEOUT_S = 60
 
 
 @dataclass(frozen=True, kw_only=True)
-class Check:
+class Finding:
     name: str
     ok: bool
     detail: str  # what was found, or what is missing
@@ -44,30 +39,30 @@ class Check:
 
 @dataclass(frozen=True, kw_only=True)
 class DoctorReport:
-    checks: tuple[Check, ...]
+    findings: tuple[Finding, ...]
 
     @property
     def ok(self) -> bool:
-        return all(check.ok or check.optional for check in self.checks)
+        return all(finding.ok or finding.optional for finding in self.findings)
 
     def to_dict(self) -> dict[str, object]:
-        return {"schema": SCHEMA, "ok": self.ok, "checks": [check.to_dict() for check in self.checks]}
+        return {"schema": SCHEMA, "ok": self.ok, "checks": [finding.to_dict() for finding in self.findings]}
 
 
-def check_docker() -> Check:
-    # Optional: without it builds use the pip backend and imports a local interpreter.
+def check_docker() -> Finding:
+    # Optional: without it builds use the uv or pip backend and imports are checked in a local interpreter.
     try:
         version = container.connect().version().get("Version", "?")
     except LambdakitError as err:
-        return Check(name="docker engine", ok=False, detail=err.message, fix=err.hint, optional=True)
-    return Check(name="docker engine", ok=True, detail=f"Docker {version}", optional=True)
+        return Finding(name="docker engine", ok=False, detail=err.message, fix=err.hint, optional=True)
+    return Finding(name="docker engine", ok=True, detail=f"Docker {version}", optional=True)
 
 
-def check_image(name: str, docker_platform: str, *, optional: bool) -> Check:
+def check_image(name: str, docker_platform: str, *, optional: bool) -> Finding:
     availability = images.image_availability(name, docker_platform)
     if availability.ok:
-        return Check(name=f"image {name}", ok=True, detail=availability.reason, optional=optional)
-    return Check(
+        return Finding(name=f"image {name}", ok=True, detail=availability.reason, optional=optional)
+    return Finding(
         name=f"image {name}",
         ok=False,
         detail=availability.reason,
@@ -76,10 +71,10 @@ def check_image(name: str, docker_platform: str, *, optional: bool) -> Check:
     )
 
 
-def check_tool(name: str, fix: str, *, optional: bool = False, env: dict[str, str] | None = None) -> Check:
+def check_tool(name: str, fix: str, *, optional: bool = False, env: dict[str, str] | None = None) -> Finding:
     tool = find_tool(name)
     if tool is None:
-        return Check(name=name, ok=False, detail="not installed", fix=fix, optional=optional)
+        return Finding(name=name, ok=False, detail="not installed", fix=fix, optional=optional)
     try:
         proc = subprocess.run(
             [tool, "--version"],
@@ -89,35 +84,35 @@ def check_tool(name: str, fix: str, *, optional: bool = False, env: dict[str, st
             env={**os.environ, **(env or {})},
         )
     except (OSError, subprocess.TimeoutExpired) as err:
-        return Check(name=name, ok=False, detail=f"{tool} does not run: {err}", fix=fix, optional=optional)
+        return Finding(name=name, ok=False, detail=f"{tool} does not run: {err}", fix=fix, optional=optional)
     lines = (proc.stdout or proc.stderr).strip().splitlines()
     if proc.returncode != 0 or not lines:
         detail = f"{tool} --version exited with {proc.returncode}"
-        return Check(name=name, ok=False, detail=detail, fix=fix, optional=optional)
-    return Check(name=name, ok=True, detail=f"{lines[-1]} ({tool})", optional=optional)
+        return Finding(name=name, ok=False, detail=detail, fix=fix, optional=optional)
+    return Finding(name=name, ok=True, detail=f"{lines[-1]} ({tool})", optional=optional)
 
 
-def check_localstack(url: str, fetch: Fetch = fetch_json) -> Check:
+def check_localstack(url: str, fetch: Fetch = fetch_json) -> Finding:
     try:
         info = detect_localstack(url, fetch)
     except LambdakitError as err:
-        return Check(name="localstack", ok=False, detail=err.message, fix=err.hint, optional=True)
+        return Finding(name="localstack", ok=False, detail=err.message, fix=err.hint, optional=True)
     notes = []
     if not info.applies_layers:
         notes.append("deploy copies layers into function packages")
     if not info.http_api:
         notes.append("e2e invokes the API function")
     suffix = f" ({'; '.join(notes)})" if notes else ""
-    return Check(name="localstack", ok=True, detail=info.describe() + suffix, optional=True)
+    return Finding(name="localstack", ok=True, detail=info.describe() + suffix, optional=True)
 
 
-def check_postgres(host: str, port: int, *, timeout_s: float = 2.0) -> Check:
+def check_postgres(host: str, port: int, *, timeout_s: float = 2.0) -> Finding:
     name = f"postgresql {host}:{port}"
     try:
         with socket.create_connection((host, port), timeout=timeout_s):
             pass
     except OSError as err:
-        return Check(
+        return Finding(
             name=name,
             ok=False,
             detail=f"no answer ({err})",
@@ -125,21 +120,21 @@ def check_postgres(host: str, port: int, *, timeout_s: float = 2.0) -> Check:
             "PGHOST and PGPORT choose where to look",
             optional=True,
         )
-    return Check(name=name, ok=True, detail="accepts connections", optional=True)
+    return Finding(name=name, ok=True, detail="accepts connections", optional=True)
 
 
-def check_interpreter(t: Target, *, needed: bool) -> Check:
+def check_interpreter(t: Target, *, needed: bool) -> Finding:
     interpreter = find_interpreter(t.version)
     name = f"python{t.version} interpreter"
     if interpreter is None:
-        return Check(
+        return Finding(
             name=name,
             ok=False,
             detail=f"none: imports for {t.runtime} are reported 'not verified' without a runtime image",
             fix=f"pyenv install {t.version}",
             optional=not needed,
         )
-    return Check(name=name, ok=True, detail=str(interpreter), optional=not needed)
+    return Finding(name=name, ok=True, detail=str(interpreter), optional=not needed)
 
 
 def app_target(project: Path) -> Target:
@@ -176,4 +171,4 @@ def doctor(
         if t.version not in seen:
             seen.add(t.version)
             found.append(check_interpreter(t, needed=t.version == app.version))
-    return DoctorReport(checks=tuple(found))
+    return DoctorReport(findings=tuple(found))

@@ -1,6 +1,6 @@
 """e2e: one task through the deployed app (API -> queue -> worker -> database), timed per hop.
 
-The API is reached over HTTP where the target serves the HTTP API, and by
+The API is reached over HTTP where the destination serves the HTTP API, and by
 invoking the API function with an API Gateway (payload 2.0) event where it does
 not (LocalStack Community). Either way the app's own code answers.
 """
@@ -23,20 +23,11 @@ from typing import Any, Literal, Protocol
 import botocore.config
 import botocore.exceptions
 
-from builder.app.deploy import (
-    Clients,
-    DeployOptions,
-    Fetch,
-    LocalStackInfo,
-    aws_clients,
-    detect_localstack,
-    fetch_json,
-    physical_id,
-    read_samconfig,
-    read_template,
-    stack_state,
-    target_region,
-)
+from builder.app.deploy import Clients, aws_clients, physical_id, stack_state
+from builder.app.localstack_info import Fetch, LocalStackInfo, detect_localstack, fetch_json
+from builder.app.plan import DeployOptions, destination_region
+from builder.app.samconfig import read_samconfig
+from builder.app.template import read_template
 from builder.errors import EnvironmentProblem
 
 SCHEMA = 1
@@ -65,7 +56,8 @@ class ApiError(Exception):
 
 
 class Transport(Protocol):
-    via: Literal["http", "invoke"]
+    @property
+    def via(self) -> Literal["http", "invoke"]: ...
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
         """(status code, decoded JSON body)."""
@@ -116,7 +108,7 @@ class InvokeTransport:
 class Invoked:
     payload: Any
     error: str  # the function's own error (its errorType and errorMessage); "" when it answered
-    logs: tuple[str, ...]  # the tail of its log for this invocation, where the target returns it
+    logs: tuple[str, ...]  # the tail of its log for this invocation, where the destination returns it
 
 
 def invoke(client: Any, function_name: str, event: dict[str, Any]) -> Invoked:
@@ -279,7 +271,7 @@ def run_e2e(
 def api_transport(
     *, outputs: dict[str, str], http_api: bool, lambda_client: Any, api_function: str | None
 ) -> Transport:
-    """HTTP when the target serves the HTTP API and the stack says where; else invoke the function."""
+    """HTTP when the destination serves the HTTP API and the stack says where; else invoke the function."""
     url = outputs.get("ApiUrl", "")
     if http_api and url and "unknown" not in url:
         return HttpTransport(url)
@@ -301,13 +293,14 @@ def e2e(
 ) -> E2EResult:
     """Find the deployed stack of the samconfig environment, then run one task through it."""
     environment = read_samconfig(options.project / "samconfig.toml", options.config_env)
-    localstack = detect_localstack(options.endpoint_url, fetch) if options.target == "localstack" else None
-    client = clients(target_region(options.target, environment), localstack)
+    on_localstack = options.destination == "localstack"
+    localstack = detect_localstack(options.endpoint_url, fetch) if on_localstack else None
+    client = clients(destination_region(options.destination, environment), localstack)
     status, outputs = stack_state(client("cloudformation"), environment.stack_name)
     if not status:
         raise EnvironmentProblem(
-            f"stack {environment.stack_name} does not exist on {options.target}",
-            hint=f"deploy it first: lambdakit deploy --target {options.target} --env {environment.name}",
+            f"stack {environment.stack_name} does not exist on {options.destination}",
+            hint=f"deploy it first: lambdakit deploy --target {options.destination} --env {environment.name}",
             step="e2e",
         )
     app = read_template(options.project / "template.yaml", environment.parameters)

@@ -150,14 +150,15 @@ def _put_manifest_list(registry: str, runtime: str, pushed: list[tuple[str, str]
         body, headers = _registry_request(registry, f"manifests/{tag}", headers=accept)
         digest = headers.get("Docker-Content-Digest") or f"sha256:{hashlib.sha256(body).hexdigest()}"
         platform = target(runtime, arch).arch.docker_platform.split("/")
+        platform_entry = {"os": platform[0], "architecture": platform[1]}
+        if platform[1] == "arm64":
+            platform_entry["variant"] = "v8"
         entry = {
             "mediaType": headers.get("Content-Type", _MANIFEST).split(";")[0],
             "size": len(body),
             "digest": digest,
-            "platform": {"os": platform[0], "architecture": platform[1]},
+            "platform": platform_entry,
         }
-        if platform[1] == "arm64":
-            entry["platform"]["variant"] = "v8"
         entries.append(entry)
     document = {"schemaVersion": 2, "mediaType": _MANIFEST_LIST, "manifests": entries}
     _registry_request(

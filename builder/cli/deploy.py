@@ -1,6 +1,6 @@
 """`lambdakit deploy`, `e2e` and `doctor`: options in, library call, rendering out.
 
-builder.cli.main loads them when they are run (LAZY_COMMANDS).
+builder.cli.main loads them when they are run (its COMMANDS table).
 """
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ from pathlib import Path
 
 import click
 
-from builder.app.deploy import DEFAULT_LOCALSTACK_URL, TARGETS, DeployOptions, DeployResult, deploy
+from builder.app.deploy import DeployResult, deploy
 from builder.app.doctor import doctor
 from builder.app.e2e import E2EResult, e2e
+from builder.app.localstack_info import DEFAULT_LOCALSTACK_URL
+from builder.app.plan import DESTINATIONS, DeployOptions, Destination
 from builder.cli.options import JSON_OPTION
 from builder.cli.render import TerminalProgress, emit_json, user_errors
 from builder.errors import EXIT_INVALID, EXIT_NOT_VERIFIED, EXIT_OK, EXIT_USAGE
@@ -22,9 +24,10 @@ from builder.progress import Progress, Silent
 # that a production deploy is always asked for by name.
 DEFAULT_ENV = {"localstack": "localstack"}
 
-TARGET_OPTION = click.option(
+DESTINATION_OPTION = click.option(
     "--target",
-    type=click.Choice(TARGETS),
+    "destination",
+    type=click.Choice(DESTINATIONS),
     default="localstack",
     show_default=True,
     help="localstack: the LocalStack at --endpoint-url. aws: the account of your AWS credentials.",
@@ -50,7 +53,7 @@ PROJECT_OPTION = click.option(
 
 
 def _options(
-    target: str,
+    destination: Destination,
     config_env: str | None,
     project_dir: Path,
     endpoint_url: str,
@@ -58,9 +61,11 @@ def _options(
     parameters: tuple[str, ...] = (),
     unsafe_skip_validation: bool = False,
 ) -> DeployOptions:
-    env = config_env or DEFAULT_ENV.get(target)
+    env = config_env or DEFAULT_ENV.get(destination)
     if env is None:
-        raise click.UsageError(f"--target {target} needs --env (a samconfig.toml environment, e.g. prod)")
+        raise click.UsageError(
+            f"--target {destination} needs --env (a samconfig.toml environment, e.g. prod)"
+        )
     pairs = []
     for item in parameters:
         key, sep, value = item.partition("=")
@@ -68,7 +73,7 @@ def _options(
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--parameter")
         pairs.append((key, value))
     return DeployOptions(
-        target=target,  # type: ignore[arg-type]
+        destination=destination,
         config_env=env,
         project=project_dir.resolve(),
         endpoint_url=endpoint_url,
@@ -79,13 +84,11 @@ def _options(
 
 
 def _progress(json_output: bool, verbose: bool) -> Progress:
-    # Imported here: builder.cli.main registers these commands, so a module-level import would be circular.
-
     return Silent() if json_output else TerminalProgress(verbose=verbose)
 
 
 @click.command("deploy")
-@TARGET_OPTION
+@DESTINATION_OPTION
 @ENV_OPTION
 @click.option(
     "--no-execute-changeset",
@@ -110,7 +113,7 @@ def _progress(json_output: bool, verbose: bool) -> Progress:
 @JSON_OPTION
 @click.option("-v", "--verbose", is_flag=True, help="Show sam's own output.")
 def deploy_command(
-    target: str,
+    destination: Destination,
     config_env: str | None,
     no_execute_changeset: bool,
     parameters: tuple[str, ...],
@@ -136,7 +139,7 @@ def deploy_command(
     created from POSTGRES_PASSWORD when missing).
     """
     options = _options(
-        target,
+        destination,
         config_env,
         project_dir,
         endpoint_url,
@@ -174,9 +177,8 @@ def _render_deploy(result: DeployResult) -> None:
     click.echo("  validated: " + ", ".join(f"{name} {verdict}" for name, verdict in checked.items()))
     colour = "green" if result.ok else "red"
     stack = plan.environment.stack_name
-    click.secho(
-        f"{stack} on {plan.target} ({plan.region}): {result.stack_status or 'absent'}", fg=colour, bold=True
-    )
+    status = result.stack_status or "absent"
+    click.secho(f"{stack} on {plan.destination} ({plan.region}): {status}", fg=colour, bold=True)
     for key, value in sorted(result.outputs.items()):
         click.echo(f"  {key}: {value}")
     for function, state in result.function_states.items():
@@ -184,7 +186,7 @@ def _render_deploy(result: DeployResult) -> None:
 
 
 @click.command("e2e")
-@TARGET_OPTION
+@DESTINATION_OPTION
 @ENV_OPTION
 @click.option(
     "--timeout",
@@ -198,7 +200,7 @@ def _render_deploy(result: DeployResult) -> None:
 @PROJECT_OPTION
 @JSON_OPTION
 def e2e_command(
-    target: str,
+    destination: Destination,
     config_env: str | None,
     timeout_s: float,
     endpoint_url: str,
@@ -211,7 +213,7 @@ def e2e_command(
     with an API Gateway event where it does not (LocalStack Community). Prints
     each hop's time; exits 1 when the task is not completed in time.
     """
-    options = _options(target, config_env, project_dir, endpoint_url)
+    options = _options(destination, config_env, project_dir, endpoint_url)
     with user_errors(json_output):
         result = e2e(options, timeout_s=timeout_s)
     if json_output:
@@ -257,9 +259,10 @@ def doctor_command(endpoint_url: str, project_dir: Path, json_output: bool) -> N
     if json_output:
         emit_json(report.to_dict())
     else:
-        for check in report.checks:
-            mark = "ok" if check.ok else ("missing (optional)" if check.optional else "MISSING")
-            click.secho(f"{mark:<19} {check.name}: {check.detail}", fg="green" if check.ok else "yellow")
-            if not check.ok and check.fix:
-                click.echo(f"{'':<19} fix: {check.fix}")
+        for finding in report.findings:
+            mark = "ok" if finding.ok else ("missing (optional)" if finding.optional else "MISSING")
+            colour = "green" if finding.ok else "yellow"
+            click.secho(f"{mark:<19} {finding.name}: {finding.detail}", fg=colour)
+            if not finding.ok and finding.fix:
+                click.echo(f"{'':<19} fix: {finding.fix}")
     sys.exit(EXIT_OK if report.ok else EXIT_USAGE)

@@ -9,7 +9,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from builder.app.deploy import SAM_BUILD_DIR, Command, DeployOptions, deploy
+from builder.app.deploy import deploy
+from builder.app.plan import SAM_BUILD_DIR, Command, DeployOptions
 from builder.errors import InvalidLayer
 from builder.progress import Silent
 
@@ -58,7 +59,7 @@ def clients(monkeypatch: pytest.MonkeyPatch):
 def test_invalid_function_package_is_never_deployed(project: Path, clients) -> None:
     sam = FakeSam(project, layer_has_dep=False)
     options = DeployOptions(
-        target="localstack", config_env="localstack", project=project, endpoint_url="http://ls:4566"
+        destination="localstack", config_env="localstack", project=project, endpoint_url="http://ls:4566"
     )
     with pytest.raises(InvalidLayer) as err:
         deploy(options, Silent(), run=sam, fetch=fetch, clients=clients)
@@ -70,7 +71,7 @@ def test_invalid_function_package_is_never_deployed(project: Path, clients) -> N
 def test_merged_then_validated_then_handed_to_sam_deploy(project: Path, clients) -> None:
     sam = FakeSam(project, layer_has_dep=True)
     options = DeployOptions(
-        target="localstack", config_env="localstack", project=project, endpoint_url="http://ls:4566"
+        destination="localstack", config_env="localstack", project=project, endpoint_url="http://ls:4566"
     )
     result = deploy(options, Silent(), run=sam, fetch=fetch, clients=clients)
     assert sam.ran == ["sam build", "sam deploy"]

@@ -37,9 +37,10 @@ from typing import Any
 import boto3
 import pytest
 
-from builder.app.deploy import LocalStackInfo, detect_localstack, physical_id
+from builder.app.deploy import physical_id
 from builder.app.localstack import REPOSITORY
-from builder.docker import container
+from builder.app.localstack_info import LocalStackInfo, detect_localstack
+from builder.docker import container, network
 from builder.errors import EnvironmentProblem
 
 from .conftest import ROOT
@@ -66,15 +67,15 @@ Aws = Callable[[str], Any]
 
 
 @pytest.fixture(scope="module")
-def bridge() -> container.Bridge:
+def bridge() -> network.Bridge:
     try:
-        return container.default_bridge(container.connect())
+        return network.default_bridge(container.connect())
     except EnvironmentProblem as err:
         pytest.fail(f"{err.message} ({err.hint})", pytrace=False)
 
 
 @pytest.fixture(scope="module")
-def pg(bridge: container.Bridge) -> Iterator[Cluster]:
+def pg(bridge: network.Bridge) -> Iterator[Cluster]:
     hba = [f"host {DB_NAME} {DB_USER} {bridge.subnet} scram-sha-256"]
     try:
         with throwaway_cluster(listen_addresses=[bridge.address], hba=hba) as cluster:
@@ -172,7 +173,7 @@ def receive_all(aws: Aws, queue_url: str) -> list[dict[str, Any]]:
 
 
 def test_stack_is_complete_and_every_function_is_active(
-    deployed: dict[str, Any], aws: Aws, bridge: container.Bridge
+    deployed: dict[str, Any], aws: Aws, bridge: network.Bridge
 ) -> None:
     stack = deployed["stack"]["name"]
     assert (

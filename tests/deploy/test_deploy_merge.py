@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from builder.app.deploy import SAM_BUILD_DIR, merge_layers, read_template, validate_function
+from builder.app.deploy import validate_function
+from builder.app.merge import merge_layers
+from builder.app.plan import SAM_BUILD_DIR
+from builder.app.template import read_template
 from builder.errors import UsageError
 
 from .conftest import write

@@ -10,14 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from builder.app.deploy import (
-    DeployOptions,
-    LocalStackInfo,
-    detect_localstack,
-    plan_deploy,
-    read_samconfig,
-    read_template,
-)
+from builder.app.localstack_info import LocalStackInfo, detect_localstack
+from builder.app.plan import DeployOptions, plan_deploy
+from builder.app.samconfig import read_samconfig
+from builder.app.template import read_template
 from builder.errors import EnvironmentProblem, UsageError
 
 from .conftest import write
@@ -107,7 +103,7 @@ def test_samconfig_overrides_as_list_or_string(project: Path) -> None:
 
 def test_localstack_community_plan(project: Path) -> None:
     plan = plan_deploy(
-        DeployOptions(target="localstack", config_env="localstack", project=project),
+        DeployOptions(destination="localstack", config_env="localstack", project=project),
         localstack=COMMUNITY,
         tool=tools(),
     )
@@ -142,7 +138,7 @@ def test_a_host_run_localstacks_functions_reach_the_database_at_the_bridge_addre
     default bridge, so the database host is this host's bridge address, not the compose name;
     a --parameter given on the command line wins over both."""
     host_run = dataclasses.replace(COMMUNITY, in_docker=False, bridge_address="172.17.0.1")
-    options = DeployOptions(target="localstack", config_env="localstack", project=project)
+    options = DeployOptions(destination="localstack", config_env="localstack", project=project)
     plan = plan_deploy(options, localstack=host_run, tool=tools())
     assert plan.parameters["DbHost"] == "172.17.0.1"
 
@@ -157,7 +153,7 @@ def test_a_host_run_localstacks_functions_reach_the_database_at_the_bridge_addre
 
 def test_localstack_without_samlocal_uses_sam_and_says_so(project: Path) -> None:
     plan = plan_deploy(
-        DeployOptions(target="localstack", config_env="localstack", project=project),
+        DeployOptions(destination="localstack", config_env="localstack", project=project),
         localstack=PRO,
         tool=tools("samlocal"),
     )
@@ -170,7 +166,7 @@ def test_localstack_without_samlocal_uses_sam_and_says_so(project: Path) -> None
 
 
 def test_aws_plan_with_no_execute_changeset(project: Path) -> None:
-    options = DeployOptions(target="aws", config_env="prod", project=project, no_execute_changeset=True)
+    options = DeployOptions(destination="aws", config_env="prod", project=project, no_execute_changeset=True)
     plan = plan_deploy(options, localstack=None, tool=tools())
     argv = plan.deploy.argv
     assert argv[:6] == ("/bin/sam", "deploy", "--config-env", "prod", "--region", "eu-west-1")
@@ -189,7 +185,7 @@ def test_aws_plan_with_no_execute_changeset(project: Path) -> None:
 
 def test_aws_plan_that_executes_lets_sam_ask(project: Path) -> None:
     plan = plan_deploy(
-        DeployOptions(target="aws", config_env="prod", project=project), localstack=None, tool=tools()
+        DeployOptions(destination="aws", config_env="prod", project=project), localstack=None, tool=tools()
     )
     assert "--no-execute-changeset" not in plan.deploy.argv
     # samconfig's confirm_changeset prompt reaches the user's terminal.
@@ -201,7 +197,7 @@ def test_plaintext_password_is_refused(project: Path) -> None:
     write(project / "samconfig.toml", config.replace('"DbSecretName=mini/local/db"', '"DbPassword=hunter2"'))
     with pytest.raises(UsageError) as err:
         plan_deploy(
-            DeployOptions(target="localstack", config_env="localstack", project=project),
+            DeployOptions(destination="localstack", config_env="localstack", project=project),
             localstack=COMMUNITY,
             tool=tools(),
         )
@@ -213,7 +209,7 @@ def test_password_parameter_with_a_secret_is_refused(project: Path) -> None:
     write(project / "samconfig.toml", config.replace('"DbHost=localhost"', '"DbPassword=hunter2"'))
     with pytest.raises(UsageError, match="carry a password"):
         plan_deploy(
-            DeployOptions(target="localstack", config_env="localstack", project=project),
+            DeployOptions(destination="localstack", config_env="localstack", project=project),
             localstack=COMMUNITY,
             tool=tools(),
         )
@@ -221,7 +217,7 @@ def test_password_parameter_with_a_secret_is_refused(project: Path) -> None:
 
 def test_no_execute_changeset_is_for_aws(project: Path) -> None:
     options = DeployOptions(
-        target="localstack", config_env="localstack", project=project, no_execute_changeset=True
+        destination="localstack", config_env="localstack", project=project, no_execute_changeset=True
     )
     with pytest.raises(UsageError, match="--target aws"):
         plan_deploy(options, localstack=COMMUNITY, tool=tools())
@@ -230,7 +226,7 @@ def test_no_execute_changeset_is_for_aws(project: Path) -> None:
 def test_missing_sam_is_an_environment_problem(project: Path) -> None:
     with pytest.raises(EnvironmentProblem, match="sam is not installed"):
         plan_deploy(
-            DeployOptions(target="aws", config_env="prod", project=project),
+            DeployOptions(destination="aws", config_env="prod", project=project),
             localstack=None,
             tool=tools("sam"),
         )

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.app.deploy import Command, run_command
+from builder.app.deploy import run_command
+from builder.app.plan import Command
 from builder.errors import DeployFailed, EnvironmentProblem
 
 

@@ -9,14 +9,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from builder.app.deploy import (
-    DeployOptions,
-    DeployPlan,
-    LocalStackInfo,
-    ensure_db_secret,
-    plan_deploy,
-    stack_state,
-)
+from builder.app.deploy import ensure_db_secret, stack_state
+from builder.app.localstack_info import LocalStackInfo
+from builder.app.plan import DeployOptions, DeployPlan, plan_deploy
 from builder.errors import EnvironmentProblem
 
 LOCAL = LocalStackInfo(url="http://ls", version="4", edition="community", license_active=False, services=())
@@ -24,7 +19,7 @@ TOOLS = {"sam": "sam", "samlocal": "samlocal", "lambdakit": "lambdakit"}.get
 
 
 def local_plan(project: Path) -> DeployPlan:
-    options = DeployOptions(target="localstack", config_env="localstack", project=project)
+    options = DeployOptions(destination="localstack", config_env="localstack", project=project)
     return plan_deploy(options, localstack=LOCAL, tool=TOOLS)
 
 
@@ -38,7 +33,7 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch):
 
 def test_aws_secret_must_exist_and_is_never_created(project: Path) -> None:
     plan = plan_deploy(
-        DeployOptions(target="aws", config_env="prod", project=project), localstack=None, tool=TOOLS
+        DeployOptions(destination="aws", config_env="prod", project=project), localstack=None, tool=TOOLS
     )
     client = boto3.client("secretsmanager", region_name=plan.region)
     with pytest.raises(EnvironmentProblem) as err:

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from builder.app.deploy import function_states, read_template
+from builder.app.deploy import function_states
+from builder.app.template import read_template
 
 
 class Answers:

@@ -14,8 +14,8 @@ import pytest
 
 from builder.app import doctor
 from builder.app.doctor import (
-    Check,
     DoctorReport,
+    Finding,
     check_interpreter,
     check_localstack,
     check_postgres,
@@ -59,7 +59,7 @@ def test_localstack_line_says_what_deploy_and_e2e_will_do() -> None:
 
 def test_tool_missing_or_present(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(doctor, "find_tool", lambda name: None)
-    assert check_tool("samlocal", "pip install aws-sam-cli-local", optional=True) == Check(
+    assert check_tool("samlocal", "pip install aws-sam-cli-local", optional=True) == Finding(
         name="samlocal", ok=False, detail="not installed", fix="pip install aws-sam-cli-local", optional=True
     )
     fake = tmp_path / "sam"
@@ -80,10 +80,10 @@ def test_interpreter_line(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_only_required_checks_decide() -> None:
-    optional_missing = Check(name="samlocal", ok=False, detail="", optional=True)
-    assert DoctorReport(checks=(Check(name="sam", ok=True, detail=""), optional_missing)).ok
-    assert not DoctorReport(checks=(Check(name="sam", ok=False, detail=""),)).ok
-    assert DoctorReport(checks=()).to_dict() == {"schema": 1, "ok": True, "checks": []}
+    optional_missing = Finding(name="samlocal", ok=False, detail="", optional=True)
+    assert DoctorReport(findings=(Finding(name="sam", ok=True, detail=""), optional_missing)).ok
+    assert not DoctorReport(findings=(Finding(name="sam", ok=False, detail=""),)).ok
+    assert DoctorReport(findings=()).to_dict() == {"schema": 1, "ok": True, "checks": []}
 
 
 # --- `lambdakit doctor` end to end: the real command in a subprocess, its inputs pointed by the test ---
