@@ -30,6 +30,7 @@ services:
 lint: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy builder
 
 test: $(DEV) services lint
 	$(BIN)/pytest

@@ -26,18 +26,20 @@ from typing import Literal
 
 from builder import DATA_DIR, __version__, lazy
 from builder.audit import highest_glibc
-from builder.audit.checks import check_zipped_size
+from builder.audit.rules import check_zipped_size
 from builder.backends import Backend, ResolveRequest, requirement_names
 from builder.errors import EnvironmentProblem, InvalidLayer, UsageError
 from builder.layout import PYTHON_DIR
 from builder.package import (
-    MANIFEST_SCHEMA,
+    Manifest,
+    Sizes,
+    SlimSummary,
     cache_key,
     read_manifest,
     tree_matches,
     write_zip,
     zip_matches,
-    zip_stamp,
+    zip_record,
 )
 from builder.progress import Progress
 from builder.requirements import read_requirements
@@ -47,7 +49,7 @@ from builder.store import BUILDS_DIR, MANIFEST, TREE_DIR
 from builder.validate import validate_tree
 from builder.verify import ImportCheckChoice, verifier_available
 
-BackendName = Literal["uv", "pip", "docker", "auto"]
+BackendName = Literal["auto", "uv", "pip", "docker"]
 # Loaded on first use (builder/lazy.py): a no-op rebuild never pays for the Docker SDK.
 BACKENDS: dict[str, str] = {
     "uv": "builder.backends.uv:BACKEND",
@@ -75,7 +77,7 @@ class BuildResult:
     name: str
     status: Literal["built", "up-to-date"]
     path: Path  # OUT/<name>: tree/, <name>.zip, layer.json
-    manifest: dict[str, object]
+    manifest: Manifest
     backend_reason: str = ""
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -89,7 +91,7 @@ class BuildResult:
 
     @property
     def verdict(self) -> str:
-        return str(self.manifest["validation"]["verdict"])  # type: ignore[index]
+        return self.manifest.verdict
 
 
 def load_backend(name: str) -> Backend:
@@ -133,18 +135,16 @@ def _layer_lock(out: Path, name: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _cached(published: Path, key: str, name: str, options: BuildOptions) -> dict[str, object] | None:
+def _cached(published: Path, key: str, name: str, options: BuildOptions) -> Manifest | None:
     manifest = read_manifest(published / MANIFEST)
-    if manifest is None or manifest.get("cache_key") != key:
+    if manifest is None or manifest.cache_key != key:
         return None
-    if not zip_matches(manifest, published / f"{name}.zip") or not tree_matches(
-        manifest, published / TREE_DIR
+    if not zip_matches(manifest.zip, published / f"{name}.zip") or not tree_matches(
+        manifest.file_sizes, published / TREE_DIR
     ):
         return None
-    validation = manifest.get("validation")
     # Recorded as not verified: worth a new build once something can check the import.
-    recorded_unverified = isinstance(validation, dict) and validation.get("verdict") == "not-verified"
-    if recorded_unverified and verifier_available(options.target, options.import_check):
+    if manifest.verdict == "not-verified" and verifier_available(options.target, options.import_check):
         return None
     return manifest
 
@@ -248,45 +248,39 @@ def build_layer(options: BuildOptions, progress: Progress) -> BuildResult:
                             tree, target, extra=slimmed.problems, import_check=options.import_check
                         )
                 packaged = zipping.result()
+            validation = None
             if options.validate:
-                report = dataclasses.replace(
+                validation = dataclasses.replace(
                     report, problems=report.problems + tuple(check_zipped_size(packaged.zipped_bytes))
                 )
-                validation = report.to_dict()
-                if report.verdict == "invalid":
+                if validation.verdict == "invalid":
                     raise InvalidLayer(
                         f"the {name} layer for {target.describe()} is invalid; it was not published",
                         hint="fix the problems listed, or pass --no-validate to publish it unvalidated",
                         step="validate",
-                        report=validation,
+                        report=validation.to_dict(),
                     )
-            else:
-                validation = {"verdict": "unvalidated", "ok": False}
-            manifest = {
-                "schema": MANIFEST_SCHEMA,
-                "name": name,
-                "tool": {"name": "lambdakit", "version": __version__},
-                "runtime": target.runtime,
-                "arch": target.arch.name,
-                "os": target.os_name,
-                "runtime_glibc": target.glibc_text,
-                "highest_glibc_needed": ".".join(map(str, glibc)) if (glibc := highest_glibc(tree)) else None,
-                "backend": backend.name,
-                "cache_key": key,
-                "requirements_sha256": hashlib.sha256(requirements.key_text.encode()).hexdigest(),
-                "packages": resolved.distributions,
-                "sizes": {"unzipped": packaged.unzipped_bytes, "zipped": packaged.zipped_bytes},
-                "slim": {"removed_files": len(slimmed.removed), "bytes_saved": slimmed.bytes_saved},
-                "zip": {
-                    "file": packaged.zip_path.name,
-                    "sha256": packaged.zip_sha256,
-                    **zip_stamp(packaged.zip_path),
-                },
-                "validation": validation,
-                "files": packaged.files,
-                "file_sizes": packaged.file_sizes,
-            }
-            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+            glibc = highest_glibc(tree)
+            manifest = Manifest(
+                name=name,
+                tool_version=__version__,
+                runtime=target.runtime,
+                arch=target.arch.name,
+                os_name=target.os_name,
+                runtime_glibc=target.glibc_text,
+                highest_glibc_needed=".".join(map(str, glibc)) if glibc else None,
+                backend=backend.name,
+                cache_key=key,
+                requirements_sha256=hashlib.sha256(requirements.key_text.encode()).hexdigest(),
+                packages=resolved.distributions,
+                sizes=Sizes(unzipped=packaged.unzipped_bytes, zipped=packaged.zipped_bytes),
+                slim=SlimSummary(removed_files=len(slimmed.removed), bytes_saved=slimmed.bytes_saved),
+                zip=zip_record(packaged.zip_path, packaged.zip_sha256),
+                validation=validation,
+                files=packaged.files,
+                file_sizes=packaged.file_sizes,
+            )
+            (staging / MANIFEST).write_text(json.dumps(manifest.to_dict(), indent=2, sort_keys=True) + "\n")
             with step("publish", str(published)):
                 staging.rename(build_dir)
                 _publish(out, name, build_dir)

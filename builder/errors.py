@@ -1,6 +1,8 @@
-"""User-facing failures. Each carries its exit code and a hint; only cli.py renders them."""
+"""User-facing failures. Each carries its exit code and a hint; only builder/cli/render.py renders them."""
 
 from __future__ import annotations
+
+from builder.problems import Problem
 
 # Exit codes, the same for every command (documented in the README).
 EXIT_OK = 0
@@ -18,7 +20,7 @@ class LambdakitError(Exception):
         self.hint = hint
         self.step = step
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, object]:
         return {"error": type(self).__name__, "step": self.step, "message": self.message, "hint": self.hint}
 
 
@@ -51,5 +53,10 @@ class InvalidLayer(LambdakitError):
         super().__init__(message, hint=hint, step=step)
         self.report = report
 
-    def to_dict(self) -> dict[str, object]:  # type: ignore[override]
+    def to_dict(self) -> dict[str, object]:
         return {**super().to_dict(), "validation": self.report}
+
+    def problems(self) -> list[Problem]:
+        """The report's problems, for rendering as text."""
+        listed = self.report.get("problems")
+        return [Problem.from_dict(p) for p in listed] if isinstance(listed, list) else []

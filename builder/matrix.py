@@ -149,13 +149,20 @@ def parse_outcome(t: Target, stdout: str, stderr: str, seconds: float) -> Target
         tail = " | ".join(stderr.strip().splitlines()[-3:]) or "no output"
         document = {"ok": False, "error": "Crashed", "message": f"the build printed no result: {tail}"}
     manifest = document.get("manifest")
-    common = {"target": t, "seconds": seconds, "document": document}
     if manifest is None:
         verdict = "invalid" if document.get("error") in ("InvalidLayer", "ResolveError") else "error"
         problems = document.get("validation", {}).get("problems", [])
         codes = sorted({p["code"] for p in problems if p.get("severity") == "error"})
         where = f"{', '.join(codes)}: {document.get('message', '')}" if codes else document.get("message", "")
-        return TargetOutcome(verdict=verdict, where=where, zipped_bytes=None, path=None, **common)
+        return TargetOutcome(
+            target=t,
+            verdict=verdict,
+            where=where,
+            zipped_bytes=None,
+            path=None,
+            seconds=seconds,
+            document=document,
+        )
     validation = manifest["validation"]
     imports = validation.get("imports", {})
     verdict = validation["verdict"]
@@ -163,9 +170,11 @@ def parse_outcome(t: Target, stdout: str, stderr: str, seconds: float) -> Target
     if verdict == "unvalidated":
         where = "not checked (--no-validate)"
     return TargetOutcome(
+        target=t,
         verdict=verdict,
         where=where,
         zipped_bytes=manifest["sizes"]["zipped"],
         path=document.get("path"),
-        **common,
+        seconds=seconds,
+        document=document,
     )

@@ -5,8 +5,8 @@ Every step reports problems this way; only the CLI turns them into text or JSON.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Literal
+from dataclasses import asdict, dataclass, fields
+from typing import Literal, get_args
 
 Severity = Literal["error", "warning"]
 
@@ -44,6 +44,18 @@ class Problem:
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: object) -> Problem:
+        """A problem as to_dict wrote it (read back from layer.json); ValueError for anything else."""
+        names = {f.name for f in fields(cls)}
+        if not (
+            isinstance(data, dict) and set(data) == names and all(isinstance(v, str) for v in data.values())
+        ):
+            raise ValueError(f"not a problem: {data!r}")
+        if data["severity"] not in get_args(Severity):
+            raise ValueError(f"unknown severity {data['severity']!r}")
+        return cls(**data)
 
 
 def errors(problems: list[Problem]) -> list[Problem]:

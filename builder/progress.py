@@ -1,7 +1,8 @@
 """How long-running steps report progress without printing from deep inside.
 
-The library calls a Progress; the CLI decides whether that becomes a terminal
-display, stderr lines, or nothing (--quiet, --json).
+The library calls a Progress; the CLI decides whether that becomes step lines on
+stderr, with the tools' own output under --verbose (TerminalProgress), or nothing
+(Silent: --quiet, --json).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Protocol
 
 class Progress(Protocol):
     def step(self, name: str, detail: str = "") -> None:
-        """A named pipeline step starts (resolve, slim, audit, verify, package)."""
+        """A named step starts: build-layer's resolve, slim, package, validate, publish; deploy's own."""
 
     def output(self, line: str) -> None:
         """One line of a tool's own output (pip, docker build), for streaming."""

@@ -73,7 +73,7 @@ def read_requirements(path: Path) -> RequirementSet:
 
 def _read(
     path: Path,
-    texts: list[str],
+    texts: list[tuple[Path, str]],
     requirements: list[str],
     options: list[str],
     *,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from builder import DATA_DIR
 
@@ -112,7 +112,7 @@ class Target:
 @cache
 def _catalogue() -> dict[str, Any]:
     text = (DATA_DIR / "runtimes.json").read_text()
-    data = json.loads(text)
+    data: dict[str, Any] = json.loads(text)
     _check(data)
     return data
 
@@ -199,7 +199,7 @@ def target(runtime: str, arch: str) -> Target:
         package_manager=os_facts["package_manager"],
         deprecated=row["deprecated"],
         arch=facts,
-        platform_tags=platform_tags(glibc, arch),  # type: ignore[arg-type]
+        platform_tags=platform_tags(glibc, facts.name),
         build_image=data["images"]["build"].format(**names),
         runtime_image=data["images"]["runtime"].format(**names),
         markers=tuple(
@@ -222,11 +222,14 @@ def target(runtime: str, arch: str) -> Target:
 
 def debian_suite_name(suite: str) -> str:
     """ "Debian 12 (bookworm)" for "bookworm"."""
-    return _catalogue()["debian_suites"][suite]  # type: ignore[no-any-return]
+    suites: dict[str, str] = _catalogue()["debian_suites"]
+    return suites[suite]
 
 
 def arch_facts(name: str) -> ArchFacts:
-    return ArchFacts(name=name, **_catalogue()["architectures"][name])  # type: ignore[arg-type]
+    facts = _catalogue()["architectures"][name]
+    # Found, so one of ARCHES: _check holds the catalogue's architectures to exactly those.
+    return ArchFacts(name=cast(Arch, name), **facts)
 
 
 def arch_of_machine(machine: str) -> ArchFacts | None:

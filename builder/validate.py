@@ -14,52 +14,19 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from builder.audit import audit_tree
-from builder.audit.checks import UNZIPPED_LIMIT
 from builder.audit.dependencies import check_dependencies
+from builder.audit.rules import UNZIPPED_LIMIT
 from builder.errors import UsageError
 from builder.layout import PYTHON_DIR, apply_shadowing, top_level_modules
 from builder.package import read_manifest
-from builder.problems import Problem, Severity, errors
+from builder.problems import Problem, Severity
+from builder.report import ValidationReport
 from builder.requirements import read_requirements
 from builder.runtimes import Target
 from builder.store import DEFAULT_OUT, MANIFEST, TREE_DIR
 from builder.verify import ImportCheck, ImportCheckChoice, check_imports
-
-Verdict = Literal["valid", "invalid", "not-verified"]
-REPORT_SCHEMA = 1
-
-
-@dataclass(frozen=True, kw_only=True)
-class ValidationReport:
-    target: Target
-    problems: tuple[Problem, ...]
-    imports: ImportCheck
-
-    @property
-    def verdict(self) -> Verdict:
-        if errors(list(self.problems)) or self.imports.status == "failed":
-            return "invalid"
-        if self.imports.status == "not-verified":
-            return "not-verified"
-        return "valid"
-
-    @property
-    def ok(self) -> bool:
-        return self.verdict == "valid"
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "schema": REPORT_SCHEMA,
-            "ok": self.ok,
-            "verdict": self.verdict,
-            "runtime": self.target.runtime,
-            "arch": self.target.arch.name,
-            "problems": [p.to_dict() for p in self.problems],
-            "imports": self.imports.to_dict(),
-        }
 
 
 def import_problems(check: ImportCheck) -> list[Problem]:
@@ -101,12 +68,11 @@ def validate_tree(
         *audit_tree(root, target, zipped_bytes=zipped_bytes),
         *check_dependencies(root, target, severity=missing_dependency),
     ]
-    allowed = None if import_check == "auto" else {import_check}
     if any(p.code == "escaping-link" for p in problems):
         # Importing through such a link would read whatever it names (a device, a host file).
         imports = ImportCheck(status="not-verified", where="", reason="not run: links lead outside the layer")
     else:
-        imports = check_imports(root, target, top_level_modules(root, target), allowed=allowed)
+        imports = check_imports(root, target, top_level_modules(root, target), import_check=import_check)
     return ValidationReport(
         target=target, problems=tuple(problems + import_problems(imports)), imports=imports
     )
@@ -146,14 +112,14 @@ def layer_tree(path: Path) -> Iterator[LayerSource]:
         # wherever validate runs from, and only while its requirements are what was built.
         source = path.resolve()
         output = source.parent.parent / DEFAULT_OUT / source.name
-        built_from = (read_manifest(output / MANIFEST) or {}).get("requirements_sha256")
-        if built_from is None:
+        recorded = read_manifest(output / MANIFEST)
+        if recorded is None:
             raise UsageError(
                 f"{path} is a layer's source folder and it has not been built yet (no {output})",
                 hint=f"run: lambdakit build-layer {source.name}",
             )
         current = hashlib.sha256(read_requirements(path / "requirements.txt").key_text.encode()).hexdigest()
-        if built_from != current:
+        if recorded.requirements_sha256 != current:
             raise UsageError(
                 f"stale: {output} was built from other requirements than {path / 'requirements.txt'} "
                 "holds now",

@@ -81,29 +81,30 @@ def _interpreter_expected(runtime: str, arch: str) -> bool:
 def test_psycopg2_binary_every_runtime_and_arch(tmp_path, runtime, arch):
     result = _build(tmp_path, _requirements(tmp_path, PSYCOPG2_BINARY), runtime, arch)
     manifest = result.manifest
-    assert manifest["packages"] == {"psycopg2-binary": "2.9.11"}
-    validation = manifest["validation"]
-    assert validation["problems"] == []
+    assert manifest.packages == {"psycopg2-binary": "2.9.11"}
+    validation = manifest.validation
+    assert validation is not None and validation.problems == ()
     target = runtimes.target(runtime, arch)
     tag = f"cpython-{target.python_tag[2:]}-{target.arch.multiarch}"
     extensions = [p.name for p in (result.tree / "python" / "psycopg2").glob("_psycopg*.so")]
     assert extensions == [f"_psycopg.{tag}.so"]
     if _interpreter_expected(runtime, arch):
         assert result.verdict == "valid"
-        assert validation["imports"]["modules"] == {"psycopg2": None}
-        assert f"python{runtimes.target(runtime, arch).version}" in validation["imports"]["where"]
+        assert validation.imports.modules == {"psycopg2": None}
+        assert f"python{runtimes.target(runtime, arch).version}" in validation.imports.where
     else:
         # No interpreter of that version/arch here: said plainly, never a pass.
         assert result.verdict == "not-verified"
-        assert validation["ok"] is False
+        assert validation.ok is False
         expected_reason = (
             f"this machine is x86_64, the layer is for {arch}"
             if arch != "x86_64"
             else f"no local Python {runtimes.target(runtime, arch).version} interpreter found"
         )
-        assert validation["imports"]["reason"] == f"interpreter: {expected_reason}"
-    assert Version(manifest["highest_glibc_needed"]) <= Version(runtimes.target(runtime, arch).glibc_text)
-    assert set(manifest["files"]) == {
+        assert validation.imports.reason == f"interpreter: {expected_reason}"
+    assert manifest.highest_glibc_needed is not None
+    assert Version(manifest.highest_glibc_needed) <= Version(runtimes.target(runtime, arch).glibc_text)
+    assert set(manifest.files) == {
         n for n in zipfile.ZipFile(result.zip_path).namelist() if not n.endswith("/")
     }
 
@@ -114,8 +115,8 @@ def test_aws_psycopg2_python310_is_pruned_to_what_loads(tmp_path):
     binaries = sorted(p.name for p in (result.tree / "python" / "psycopg2").glob("_psycopg*"))
     assert binaries == ["_psycopg.cpython-310-x86_64-linux-gnu.so"]
     manifest = result.manifest
-    assert manifest["slim"]["bytes_saved"] > 60_000_000
-    assert manifest["sizes"]["unzipped"] < 15_000_000
+    assert manifest.slim.bytes_saved > 60_000_000
+    assert manifest.sizes.unzipped < 15_000_000
     assert (result.tree / "python" / "aws_psycopg2-1.3.8.dist-info" / "METADATA").is_file()
 
 
@@ -164,8 +165,8 @@ def test_clean_builds_give_the_same_zip(tmp_path):
     first = _build(tmp_path, requirements, "python3.12", name="a")
     second = _build(tmp_path, requirements, "python3.12", name="a", force=True)
     assert second.status == "built"
-    assert first.manifest["zip"]["sha256"] == second.manifest["zip"]["sha256"]
-    assert first.manifest["cache_key"] == second.manifest["cache_key"]
+    assert first.manifest.zip.sha256 == second.manifest.zip.sha256
+    assert first.manifest.cache_key == second.manifest.cache_key
 
 
 def test_failed_build_keeps_the_previous_layer(tmp_path):
@@ -195,9 +196,9 @@ def test_a_new_tool_version_rebuilds_what_unchanged_inputs_leave_as_they_are(
 
     assert third.status == "built"
     assert {"resolve", "slim", "package", "publish"} <= set(third.timings)
-    assert third.manifest["cache_key"] != first.manifest["cache_key"]
-    assert first.manifest["tool"]["version"] == builder.__version__
-    assert third.manifest["tool"]["version"] == newer
+    assert third.manifest.cache_key != first.manifest.cache_key
+    assert first.manifest.tool_version == builder.__version__
+    assert third.manifest.tool_version == newer
     assert os.readlink(third.path) != first_build
     assert json.loads((third.path / "layer.json").read_text())["tool"]["version"] == newer
     # And the new version's build is the one a further unchanged run keeps.
@@ -245,7 +246,7 @@ def test_a_build_that_fails_validation_keeps_the_previous_layer(tmp_path: Path) 
     assert "RuntimeError: boom on import" in problems[0]["message"]
     assert os.readlink(good.path) == link
     assert good.zip_path.read_bytes() == zip_bytes
-    assert json.loads((good.path / "layer.json").read_text()) == manifest
+    assert json.loads((good.path / "layer.json").read_text()) == manifest.to_dict()
     # Nothing of the failed build is left: no staging folder, no build folder, only the lock.
     assert sorted(p.name for p in (out / ".builds").iterdir()) == builds
 
@@ -274,7 +275,7 @@ def test_concurrent_builds_of_one_layer_do_not_corrupt_it(tmp_path):
     # What is on disk, not only what the builds said: the zip and the tree are the manifest's.
     zip_bytes = (out / "c" / "c.zip").read_bytes()
     assert hashlib.sha256(zip_bytes).hexdigest() == manifest["zip"]["sha256"]
-    assert tree_matches(manifest, out / "c" / "tree")
+    assert tree_matches(manifest["file_sizes"], out / "c" / "tree")
     with zipfile.ZipFile(out / "c" / "c.zip") as archive:
         assert archive.testzip() is None
         names = {n for n in archive.namelist() if not n.endswith("/")}
@@ -327,9 +328,9 @@ def test_cli_build_then_validate_the_output(tmp_path):
 
 def test_psycopg3_binary_flavour(tmp_path):
     result = _build(tmp_path, _requirements(tmp_path, "psycopg[binary]==3.2.13"), "python3.12")
-    assert result.verdict == "valid", result.manifest["validation"]
-    assert {"psycopg", "psycopg-binary"} <= set(result.manifest["packages"])
-    assert {"psycopg", "psycopg_binary"} <= set(result.manifest["validation"]["imports"]["modules"])
+    assert result.verdict == "valid" and result.manifest.validation is not None, result.manifest.validation
+    assert {"psycopg", "psycopg-binary"} <= set(result.manifest.packages)
+    assert {"psycopg", "psycopg_binary"} <= set(result.manifest.validation.imports.modules)
 
 
 def test_mixed_requirements_pick_wheels_for_amazon_linux_2(tmp_path):
@@ -338,8 +339,9 @@ def test_mixed_requirements_pick_wheels_for_amazon_linux_2(tmp_path):
     requirements = _requirements(tmp_path, "numpy==2.2.6", "cryptography==46.0.3", "pydantic-core==2.41.5",
                                  "lxml==6.0.2")  # fmt: skip
     result = _build(tmp_path, requirements, "python3.11")
-    assert result.verdict == "valid", result.manifest["validation"]
-    assert Version(result.manifest["highest_glibc_needed"]) <= Version("2.26")  # not as strings
+    assert result.verdict == "valid", result.manifest.validation
+    glibc = result.manifest.highest_glibc_needed
+    assert glibc is not None and Version(glibc) <= Version("2.26")  # not as strings
     wheel = next((result.tree / "python").glob("pydantic_core-*.dist-info")) / "WHEEL"
     tags = [line.split(": ")[1] for line in wheel.read_text().splitlines() if line.startswith("Tag: ")]
     assert tags and not any("manylinux_2_34" in t for t in tags)

@@ -12,7 +12,7 @@ import pytest
 from builder import runtimes
 from builder.backends import bundle_libs
 from builder.backends.docker import system_packages
-from builder.docker import container, images, standin
+from builder.docker import container, images, rootfs, standin
 from builder.errors import EnvironmentProblem
 from builder.host import host_arch
 from builder.progress import Silent
@@ -134,7 +134,7 @@ def test_standin_interpreter_tree_leaves_out_tests_and_foreign_packages(tmp_path
 
 def test_debian_mirror_comes_from_the_environment_first(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LAMBDAKIT_DEBIAN_MIRROR", "http://mirror.example/debian")
-    assert standin.debian_mirror() == "http://mirror.example/debian"
+    assert rootfs.debian_mirror() == "http://mirror.example/debian"
 
 
 def test_an_unreachable_debian_mirror_is_an_environment_problem_and_caches_nothing(
@@ -144,8 +144,8 @@ def test_an_unreachable_debian_mirror_is_an_environment_problem_and_caches_nothi
         pytest.fail("this test runs debootstrap: as root, with scripts/ensure-docker.sh --standin run first")
     monkeypatch.setenv("LAMBDAKIT_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("LAMBDAKIT_DEBIAN_MIRROR", "http://127.0.0.1:9/debian")  # nothing listens on port 9
-    base = standin.RootFs(arch=target("python3.13", "arm64").arch, suite="trixie", python="3.13")
+    base = rootfs.RootFs(arch=target("python3.13", "arm64").arch, suite="trixie", python="3.13")
     with pytest.raises(EnvironmentProblem, match=r"^debootstrap failed \(debootstrap trixie arm64") as err:
-        standin._rootfs_tarball(base, Silent())
+        rootfs.tarball(base, Silent())
     assert err.value.exit_code == 2
     assert list((tmp_path / "cache" / "standin").iterdir()) == []  # no tarball, no scratch folder left

@@ -1,5 +1,7 @@
+import dataclasses
 import hashlib
 import importlib.metadata
+import json
 import os
 import tomllib
 import zipfile
@@ -8,8 +10,21 @@ from pathlib import Path
 import pytest
 
 import builder
-from builder import package
-from builder.package import cache_key, write_zip, zip_matches, zip_stamp
+from builder import package, runtimes
+from builder.package import (
+    Manifest,
+    Sizes,
+    SlimSummary,
+    ZipRecord,
+    cache_key,
+    read_manifest,
+    write_zip,
+    zip_matches,
+    zip_record,
+)
+from builder.problems import Problem
+from builder.report import ValidationReport
+from builder.verify import ImportCheck
 
 
 def _tree(root, mtime):
@@ -102,14 +117,83 @@ def test_a_published_zip_is_trusted_by_size_and_time_and_rehashed_when_they_chan
     (tree / "python").mkdir(parents=True)
     (tree / "python" / "m.py").write_text("X = 1\n")
     packaged = write_zip(tree, tmp_path / "l.zip")
-    manifest = {"zip": {"sha256": packaged.zip_sha256, **zip_stamp(packaged.zip_path)}}
-    assert zip_matches(manifest, packaged.zip_path)
+    recorded = zip_record(packaged.zip_path, packaged.zip_sha256)
+    assert zip_matches(recorded, packaged.zip_path)
 
     # Same bytes, new time (copied back, touched): the full hash settles it.
     os.utime(packaged.zip_path, ns=(1, 1))
-    assert zip_matches(manifest, packaged.zip_path)
+    assert zip_matches(recorded, packaged.zip_path)
     # Other bytes: not the published layer any more.
     packaged.zip_path.write_bytes(packaged.zip_path.read_bytes() + b"\0")
-    assert not zip_matches(manifest, packaged.zip_path)
+    assert not zip_matches(recorded, packaged.zip_path)
     packaged.zip_path.unlink()
-    assert not zip_matches(manifest, packaged.zip_path)
+    assert not zip_matches(recorded, packaged.zip_path)
+
+
+def _manifest(*, verdict_problems: tuple[Problem, ...] = ()) -> Manifest:
+    target = runtimes.target("python3.12", "x86_64")
+    report = ValidationReport(
+        target=target,
+        problems=verdict_problems,
+        imports=ImportCheck(status="passed", where="local interpreter", modules={"m": None}),
+    )
+    return Manifest(
+        name="l",
+        tool_version=builder.__version__,
+        runtime=target.runtime,
+        arch=target.arch.name,
+        os_name=target.os_name,
+        runtime_glibc=target.glibc_text,
+        highest_glibc_needed=None,
+        backend="uv",
+        cache_key="k" * 64,
+        requirements_sha256="r" * 64,
+        packages={"m": "1.0"},
+        sizes=Sizes(unzipped=6, zipped=120),
+        slim=SlimSummary(removed_files=0, bytes_saved=0),
+        zip=ZipRecord(file="l.zip", sha256="z" * 64, bytes=120, mtime_ns=1),
+        validation=report,
+        files={"python/m.py": "f" * 64},
+        file_sizes={"python/m.py": 6},
+    )
+
+
+def test_a_manifest_reads_back_as_it_was_written(tmp_path: Path) -> None:
+    path = tmp_path / "layer.json"
+    for manifest in (_manifest(), dataclasses.replace(_manifest(), validation=None)):
+        path.write_text(json.dumps(manifest.to_dict(), indent=2, sort_keys=True) + "\n")
+        assert read_manifest(path) == manifest
+    assert json.loads(path.read_text())["validation"] == {"verdict": "unvalidated", "ok": False}
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        lambda d: {**d, "schema": 2},
+        lambda d: {k: v for k, v in d.items() if k != "cache_key"},
+        lambda d: {**d, "sizes": {"unzipped": "6", "zipped": 120}},
+        lambda d: {**d, "zip": {**d["zip"], "bytes": True}},
+        lambda d: {**d, "tool": {"name": "other", "version": "1"}},
+        lambda d: {**d, "extra": 1},
+        lambda d: {**d, "validation": {**d["validation"], "verdict": "invalid"}},
+        lambda d: {**d, "validation": {**d["validation"], "problems": [{"code": "no-such-code"}]}},
+        lambda d: {**d, "validation": {**d["validation"], "runtime": "python2.7"}},
+        lambda d: [d],
+    ],
+)
+def test_a_foreign_or_corrupt_manifest_reads_as_none(tmp_path: Path, corrupt) -> None:
+    # None is a cache miss: the layer is built again rather than trusted.
+    path = tmp_path / "layer.json"
+    path.write_text(json.dumps(corrupt(_manifest().to_dict())))
+    assert read_manifest(path) is None
+    path.write_text("{not json")
+    assert read_manifest(path) is None
+    assert read_manifest(tmp_path / "missing.json") is None
+
+
+def test_a_recorded_problem_reads_back(tmp_path: Path) -> None:
+    problem = Problem(code="size-limit", path=".", message="too big", hint="smaller", severity="warning")
+    manifest = _manifest(verdict_problems=(problem,))
+    path = tmp_path / "layer.json"
+    path.write_text(json.dumps(manifest.to_dict()))
+    assert read_manifest(path) == manifest

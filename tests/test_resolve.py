@@ -62,10 +62,11 @@ def _build(tmp_path: Path, requirements: Path, runtime: str, arch: str = "x86_64
 )
 def test_markers_are_evaluated_for_the_target(tmp_path, runtime, arch, expected, absent):
     result = _build(tmp_path, _file(tmp_path / "requirements.txt", MARKERS), runtime, arch)
-    packages = set(result.manifest["packages"])
+    packages = set(result.manifest.packages)
     assert expected <= packages, packages
     assert not (absent | {"colorama"}) & packages, packages  # sys_platform is linux, never win32
-    assert not [p for p in result.manifest["validation"]["problems"] if p["code"] == "missing-dependency"]
+    assert result.manifest.validation is not None
+    assert not [p for p in result.manifest.validation.problems if p.code == "missing-dependency"]
 
 
 def test_pip_with_host_markers_drops_a_dependency_and_the_audit_says_so(tmp_path):
@@ -100,7 +101,7 @@ def test_a_hash_pinned_file_builds_and_a_wrong_hash_fails_naming_the_package(tmp
         tmp_path / "requirements.txt",
         f"# pip-compile --generate-hashes style\nsix==1.16.0 \\\n    --hash=sha256:{good}\n",
     )
-    assert _build(tmp_path, pinned, "python3.12").manifest["packages"] == {"six": "1.16.0"}
+    assert _build(tmp_path, pinned, "python3.12").manifest.packages == {"six": "1.16.0"}
 
     wrong = _file(tmp_path / "wrong" / "requirements.txt", f"six==1.16.0 --hash=sha256:{'0' * 64}\n")
     runner = CliRunner().invoke(
@@ -117,11 +118,11 @@ def test_includes_and_constraints_relative_to_the_including_file(tmp_path):
     _file(tmp_path / "shared" / "base.txt", "six\n")
     _file(tmp_path / "app" / "pins.txt", "six==1.16.0\nidna==3.10\n")
     result = _build(tmp_path, top, "python3.12")
-    assert result.manifest["packages"] == {"idna": "3.10", "six": "1.16.0"}
+    assert result.manifest.packages == {"idna": "3.10", "six": "1.16.0"}
     # A change in an included file is a change of the layer's inputs.
     _file(tmp_path / "app" / "pins.txt", "six==1.17.0\nidna==3.10\n")
     again = _build(tmp_path, top, "python3.12")
-    assert again.status == "built" and again.manifest["packages"]["six"] == "1.17.0"
+    assert again.status == "built" and again.manifest.packages["six"] == "1.17.0"
 
 
 def test_a_pylock_file_installs_what_it_locks(tmp_path):
@@ -133,7 +134,7 @@ def test_a_pylock_file_installs_what_it_locks(tmp_path):
         '[[packages.wheels]]\nname = "six-1.16.0-py2.py3-none-any.whl"\n'
         f'path = "six-1.16.0-py2.py3-none-any.whl"\nhashes = {{sha256 = "{digest}"}}\n',
     )
-    assert _build(tmp_path, lock, "python3.12").manifest["packages"] == {"six": "1.16.0"}
+    assert _build(tmp_path, lock, "python3.12").manifest.packages == {"six": "1.16.0"}
     with pytest.raises(UsageError, match="pip does not install from"):
         _build(tmp_path, lock, "python3.12", backend="pip")
 

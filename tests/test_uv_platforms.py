@@ -48,8 +48,8 @@ def test_uv_loses_no_release_against_every_tag_up_to_glibc_2_26(tmp_path: Path, 
             import_check="interpreter",
         )
         result = build_layer(options, Silent())
-        problems = result.manifest["validation"]["problems"]
+        problems = result.manifest.to_dict()["validation"]["problems"]
         assert not [p for p in problems if p["severity"] == "error"], problems
-        assert Version(result.manifest["highest_glibc_needed"]) <= Version("2.26")  # not as strings
-        built[backend] = result.manifest["packages"]
+        assert Version(result.manifest.to_dict()["highest_glibc_needed"]) <= Version("2.26")  # not as strings
+        built[backend] = result.manifest.to_dict()["packages"]
     assert built["uv"] == built["pip"]

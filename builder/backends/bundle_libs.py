@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 
 # "libpq.so.5 => /usr/lib64/libpq.so.5 (0x...)" or "libfoo.so.1 => not found"
 _LDD_LINE = re.compile(r"^\s*(\S+)\s+=>\s+(\S+)")
@@ -33,7 +34,7 @@ def _is_elf(path: str) -> bool:
         return handle.read(4) == b"\x7fELF"
 
 
-def _binaries(layer: str):
+def _binaries(layer: str) -> Iterator[str]:
     for directory, _, files in os.walk(layer):
         for name in files:
             path = os.path.join(directory, name)
@@ -41,10 +42,11 @@ def _binaries(layer: str):
                 yield path
 
 
-def needed_libraries(layer: str, provided: set):
+def needed_libraries(layer: str, provided: set[str]) -> tuple[dict[str, str], set[str]]:
     """(soname -> path in the build image, sonames ldd could not find) for LAYER's binaries."""
     inside = os.path.realpath(layer) + os.sep
-    found, missing = {}, set()
+    found: dict[str, str] = {}
+    missing: set[str] = set()
     for binary in _binaries(layer):
         proc = subprocess.run(["ldd", binary], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         for line in proc.stdout.decode("utf-8", "replace").splitlines():

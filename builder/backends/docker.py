@@ -21,7 +21,7 @@ import docker.errors
 from packaging.utils import canonicalize_name
 
 from builder import DATA_DIR
-from builder.audit.checks import base_libraries
+from builder.audit.base_libraries import base_libraries
 from builder.availability import Availability
 from builder.backends import Resolved, ResolveRequest, bundle_libs, installed_distributions, requirement_names
 from builder.docker import container, images

@@ -17,13 +17,14 @@ def images() -> None:
     """The Lambda runtime and SAM build images, official or offline stand-ins.
 
     \b
-    Stand-ins are for machines that cannot pull from public.ecr.aws: Debian 12
-    with a local CPython build, tagged with the official names and labelled
-    org.lambdakit.standin=true. They prove layout, Python ABI and bundled
-    libraries, NOT glibc compatibility (Debian's glibc 2.36 is newer than
-    Lambda's): the static audit covers that. For another architecture (arm64 on
-    x86_64) only the python3.11 runtime image has a stand-in: Debian's own arm64
-    python3.11, run through qemu.
+    Stand-ins are for machines that cannot pull from public.ecr.aws: a Debian root
+    with a local CPython build of the runtime's version (or, for the runtime image
+    only, the python of the Debian suite that ships that version), tagged with the
+    official names and labelled org.lambdakit.standin=true. They prove layout,
+    Python ABI and bundled libraries, NOT glibc compatibility (Debian's glibc is
+    newer than Lambda's): the static audit covers that. Another architecture than
+    this machine's (arm64 on x86_64) runs through qemu, with the Debian suites'
+    Pythons only: `lambdakit images list` shows what is present.
     """
 
 

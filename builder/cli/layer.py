@@ -6,12 +6,12 @@ import os
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, get_args
 
 import click
 
 from builder import runtimes
-from builder.build import BuildOptions, BuildResult, build_layer, export
+from builder.build import BackendName, BuildOptions, BuildResult, build_layer, export
 from builder.cli.options import (
     ARCH_OPTION,
     IMPORT_CHECK_OPTION,
@@ -25,10 +25,12 @@ from builder.cli.render import TerminalProgress, emit_json, render_imports, rend
 from builder.errors import EXIT_NOT_VERIFIED, EXIT_OK, UsageError
 from builder.matrix import TargetOutcome, build_matrix, rank, target_out, worst_exit
 from builder.progress import Silent
+from builder.report import ValidationReport
 from builder.runtimes import Target
 from builder.store import DEFAULT_OUT
 from builder.units import megabytes
-from builder.validate import ValidationReport, function_tree, layer_tree, validate_tree
+from builder.validate import function_tree, layer_tree, validate_tree
+from builder.verify import ImportCheckChoice
 
 INTERRUPTED_BUILD = "interrupted: nothing was published; the previous layer is unchanged"
 
@@ -62,7 +64,7 @@ INTERRUPTED_BUILD = "interrupted: nothing was published; the previous layer is u
 )
 @click.option(
     "--backend",
-    type=click.Choice(["auto", "uv", "pip", "docker"]),
+    type=click.Choice(get_args(BackendName)),
     default="auto",
     show_default=True,
     help="uv: resolve only wheels the runtime loads, markers evaluated for the runtime (no Docker). "
@@ -118,10 +120,10 @@ def build_layer_command(
     requirements: Path | None,
     runtime_names: tuple[tuple[str, ...], ...],
     arch_names: tuple[tuple[str, ...], ...],
-    backend: str,
+    backend: BackendName,
     out: Path,
     no_validate: bool,
-    import_check: str,
+    import_check: ImportCheckChoice,
     force: bool,
     allow_unverified: bool,
     export_dir: Path | None,
@@ -157,9 +159,9 @@ def build_layer_command(
             requirements=requirements,
             target=target,
             out=out,
-            backend=backend,  # type: ignore[arg-type]
+            backend=backend,
             validate=not no_validate,
-            import_check=import_check,  # type: ignore[arg-type]
+            import_check=import_check,
             force=force,
         )
         progress = Silent() if (quiet or json_output) else TerminalProgress(verbose=verbose)
@@ -247,7 +249,7 @@ def _render_matrix(outcomes: list[TargetOutcome]) -> None:
 
 
 def _build_document(result: BuildResult) -> dict[str, Any]:
-    manifest = {k: v for k, v in result.manifest.items() if k != "files"}
+    manifest = {k: v for k, v in result.manifest.to_dict().items() if k != "files"}
     return {
         "ok": result.verdict in ("valid", "unvalidated"),
         "status": result.status,
@@ -260,30 +262,26 @@ def _build_document(result: BuildResult) -> dict[str, Any]:
 
 
 def _render_build(result: BuildResult) -> None:
-    m: dict[str, Any] = result.manifest
+    m = result.manifest
     verb = "Built" if result.status == "built" else "Up to date:"
-    click.secho(
-        f"{verb} {result.name} for {m['runtime']} {m['arch']} ({m['os']}) with {m['backend']}", bold=True
-    )
+    click.secho(f"{verb} {result.name} for {m.runtime} {m.arch} ({m.os_name}) with {m.backend}", bold=True)
     if result.backend_reason:
         click.echo(f"  backend: {result.backend_reason}")
-    packages = ", ".join(f"{n} {v}" for n, v in m["packages"].items())
+    packages = ", ".join(f"{n} {v}" for n, v in m.packages.items())
     click.echo(f"  packages: {packages}")
-    sizes, slimmed = m["sizes"], m["slim"]
     click.echo(
-        f"  size: {megabytes(sizes['unzipped'])} unzipped, {megabytes(sizes['zipped'])} zipped "
-        f"(slim removed {slimmed['removed_files']} files, {megabytes(slimmed['bytes_saved'])})"
+        f"  size: {megabytes(m.sizes.unzipped)} unzipped, {megabytes(m.sizes.zipped)} zipped "
+        f"(slim removed {m.slim.removed_files} files, {megabytes(m.slim.bytes_saved)})"
     )
-    click.echo(f"  glibc: needs {m['highest_glibc_needed'] or 'none'}, runtime has {m['runtime_glibc']}")
-    validation = m["validation"]
-    if validation["verdict"] == "unvalidated":
+    click.echo(f"  glibc: needs {m.highest_glibc_needed or 'none'}, runtime has {m.runtime_glibc}")
+    if m.validation is None:
         click.secho("  validation: SKIPPED (--no-validate)", fg="yellow")
     else:
-        click.echo(f"  validation: {validation['verdict']}")
-        render_problems(validation["problems"])
-        render_imports(validation["imports"])
+        click.echo(f"  validation: {m.validation.verdict}")
+        render_problems(m.validation.problems)
+        render_imports(m.validation.imports)
     click.echo(f"  zip: {result.zip_path}")
-    click.echo(f"  sha256: {m['zip']['sha256']}")
+    click.echo(f"  sha256: {m.zip.sha256}")
 
 
 @click.command("validate")
@@ -311,7 +309,7 @@ def validate_command(
     arch: str,
     is_function: bool,
     layers: tuple[Path, ...],
-    import_check: str,
+    import_check: ImportCheckChoice,
     json_output: bool,
 ) -> None:
     """Prove that the layer at PATH loads on the runtime.
@@ -335,7 +333,7 @@ def validate_command(
                     source.tree,
                     target,
                     extra=source.problems,
-                    import_check=import_check,  # type: ignore[arg-type]
+                    import_check=import_check,
                 )
         else:
             if layers:
@@ -346,7 +344,7 @@ def validate_command(
                     target,
                     zipped_bytes=source.zipped_bytes,
                     extra=source.problems,
-                    import_check=import_check,  # type: ignore[arg-type]
+                    import_check=import_check,
                     # Alone, a layer may lean on the function or another layer: --function judges that.
                     missing_dependency="warning",
                 )
@@ -360,9 +358,8 @@ def validate_command(
 def _render_validation(path: Path, report: ValidationReport) -> None:
     colour = {"valid": "green", "invalid": "red", "not-verified": "yellow"}[report.verdict]
     click.secho(f"{path}: {report.verdict.upper()} for {report.target.describe()}", fg=colour, bold=True)
-    document = report.to_dict()
-    render_problems(document["problems"])  # type: ignore[arg-type]
-    render_imports(document["imports"])  # type: ignore[arg-type]
+    render_problems(report.problems)
+    render_imports(report.imports)
 
 
 @click.command("runtimes")

@@ -11,7 +11,7 @@ from builder import runtimes
 from builder.app import localstack
 from builder.cli.options import JSON_OPTION
 from builder.cli.render import TerminalProgress, emit_json, user_errors
-from builder.docker import container, standin
+from builder.docker import container, network, standin
 from builder.errors import EnvironmentProblem
 
 
@@ -105,7 +105,7 @@ def bridge_address_command(subnet: bool, json_output: bool) -> None:
     address. Read from the network's gateway, else from its interface (docker0).
     """
     with user_errors(json_output):
-        bridge = container.default_bridge(container.connect())
+        bridge = network.default_bridge(container.connect())
     if json_output:
         emit_json({"schema": 1, **asdict(bridge)})
     else:

@@ -7,13 +7,15 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import click
 
-from builder.errors import EnvironmentProblem, LambdakitError
+from builder.errors import EnvironmentProblem, InvalidLayer, LambdakitError
+from builder.problems import Problem
+from builder.verify import ImportCheck
 
 
 def emit_json(document: dict[str, Any]) -> None:
@@ -55,9 +57,8 @@ def render_error(err: LambdakitError, json_output: bool) -> NoReturn:
         emit_json({"ok": False, **err.to_dict()})
     else:
         click.secho(f"error: {err.message}", err=True, fg="red")
-        report = getattr(err, "report", None)
-        if report:
-            render_problems(report["problems"], err=True)
+        if isinstance(err, InvalidLayer):
+            render_problems(err.problems(), err=True)
         if err.hint:
             click.echo(f"hint: {err.hint}", err=True)
     sys.exit(err.exit_code)
@@ -74,21 +75,20 @@ def terminate_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def render_problems(problems: list[dict[str, str]], *, err: bool = False) -> None:
+def render_problems(problems: Iterable[Problem], *, err: bool = False) -> None:
     for problem in problems:
-        colour = "red" if problem["severity"] == "error" else "yellow"
-        click.secho(f"  {problem['severity']:<7} {problem['code']:<20} {problem['path']}", fg=colour, err=err)
-        click.echo(f"          {problem['message']}", err=err)
-        click.echo(f"          hint: {problem['hint']}", err=err)
+        colour = "red" if problem.severity == "error" else "yellow"
+        click.secho(f"  {problem.severity:<7} {problem.code:<20} {problem.path}", fg=colour, err=err)
+        click.echo(f"          {problem.message}", err=err)
+        click.echo(f"          hint: {problem.hint}", err=err)
 
 
-def render_imports(imports: dict[str, Any]) -> None:
-    status = imports["status"]
-    if status == "not-verified":
-        click.secho(f"  imports: NOT VERIFIED ({imports['reason']})", fg="yellow")
+def render_imports(imports: ImportCheck) -> None:
+    if imports.status == "not-verified":
+        click.secho(f"  imports: NOT VERIFIED ({imports.reason})", fg="yellow")
         return
-    click.echo(f"  imports checked in {imports['where']}:")
-    for module, error in imports["modules"].items():
+    click.echo(f"  imports checked in {imports.where}:")
+    for module, error in imports.modules.items():
         click.secho(
             f"    {module}: {'ok' if error is None else error}", fg="green" if error is None else "red"
         )

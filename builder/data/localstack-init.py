@@ -160,10 +160,13 @@ class Sandbox:
             if key not in PRIVATE_VARIABLES and not key.startswith(PRIVATE_PREFIXES)
         }
         env["AWS_LAMBDA_RUNTIME_API"] = RUNTIME_API
-        drop = {}
+        # None keeps this process's user and groups.
+        uid: int | None = None
+        gid: int | None = None
+        extra_groups: list[int] | None = None
         if os.getuid() == 0 and self.user != "root":
             _, uid, gid = SANDBOX_USER
-            drop = {"user": uid, "group": gid, "extra_groups": []}
+            extra_groups = []
         self.init_error = None
         try:
             process = subprocess.Popen(
@@ -174,7 +177,9 @@ class Sandbox:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                **drop,
+                user=uid,
+                group=gid,
+                extra_groups=extra_groups,
             )
         except OSError as err:  # a bad interpreter line, no execute permission for the sandbox user
             self.runtime_did_not_start(f"{bootstrap} could not be started: {err}")

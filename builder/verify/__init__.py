@@ -23,8 +23,8 @@ __all__ = [
 ]
 
 
-# Most faithful first. The runtime-image checker brings the Docker SDK: it is loaded only
-# when an import check runs (builder/lazy.py).
+# Most faithful first. The runtime-image checker brings the Docker SDK: it is loaded only when
+# an import check runs or is asked whether it could (builder/lazy.py), never at start-up.
 RUNTIME_IMAGE_CHECKER = "builder.verify.image:RuntimeImageChecker"
 
 
@@ -32,24 +32,23 @@ def checkers() -> list[Checker]:
     return [lazy.load(RUNTIME_IMAGE_CHECKER)(), LocalInterpreter()]
 
 
+def _allowed(import_check: ImportCheckChoice) -> list[Checker]:
+    return [checker for checker in checkers() if import_check in ("auto", checker.name)]
+
+
 def verifier_available(target: Target, import_check: ImportCheckChoice) -> bool:
     """Whether an import check allowed by import_check could run for the target now."""
-    allowed = None if import_check == "auto" else {import_check}
-    return any(
-        checker.available(target).ok for checker in checkers() if allowed is None or checker.name in allowed
-    )
+    return any(checker.available(target).ok for checker in _allowed(import_check))
 
 
 def check_imports(
-    root: Path, target: Target, modules: list[str], *, allowed: set[str] | None = None
+    root: Path, target: Target, modules: list[str], *, import_check: ImportCheckChoice = "auto"
 ) -> ImportCheck:
-    """Run the best available checker; say why when none can run."""
+    """Run the best available checker import_check allows; say why when none can run."""
     if not modules:
         return ImportCheck(status="not-verified", where="", reason="the layer provides no importable module")
     reasons = []
-    for checker in checkers():
-        if allowed is not None and checker.name not in allowed:
-            continue
+    for checker in _allowed(import_check):
         availability = checker.available(target)
         if availability.ok:
             return checker.check(root, target, modules)

@@ -17,7 +17,7 @@ from builder.verify import result
 
 
 class RuntimeImageChecker:
-    """The import check in the runtime image itself, the closest thing to Lambda short of Lambda."""
+    """The layer at /opt of a container of target.runtime_image, with the runtime's own packages after it."""
 
     name = "runtime-image"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, get_args
 
 from builder.availability import Availability
 from builder.runtimes import Target
@@ -17,12 +17,12 @@ IMPORT_CHECK_CHOICES: tuple[ImportCheckChoice, ...] = ("auto", "runtime-image", 
 
 IMPORT_TIMEOUT_S = 300
 
-# Runs inside the checked interpreter, with the folders to put before and after its
-# sys.path: imports each module and writes one JSON
-# object {module: null | "ExcType: message"} to the file named in argv[1], so a
-# module that prints on import cannot corrupt the result. The file is rewritten
-# after each module: when the check times out, the first module missing from it
-# is the one whose import hangs.
+# Runs inside the checked interpreter: argv is the result file, the folders to put before
+# sys.path, the folders to put after it, then the modules. It imports each module and writes
+# {"results": {module: null | "ExcType: message"}, "version": [major, minor]} to the result
+# file, not stdout, so a module that prints on import cannot corrupt the result. The file is
+# rewritten after each module: when the check times out, the first module missing from it is
+# the one whose import hangs.
 IMPORT_SCRIPT = r"""
 import importlib, json, os, sys
 out, first, last, modules = sys.argv[1], sys.argv[2].split(":"), sys.argv[3].split(":"), sys.argv[4:]
@@ -54,6 +54,21 @@ class ImportCheck:
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: object) -> ImportCheck:
+        """An import check as to_dict wrote it (read back from layer.json); ValueError for anything else."""
+        if not isinstance(data, dict) or set(data) != {"status", "where", "modules", "reason"}:
+            raise ValueError(f"not an import check: {data!r}")
+        status, where, modules, reason = data["status"], data["where"], data["modules"], data["reason"]
+        if status not in get_args(ImportStatus) or not isinstance(where, str) or not isinstance(reason, str):
+            raise ValueError(f"not an import check: {data!r}")
+        if not isinstance(modules, dict) or not all(
+            isinstance(name, str) and (error is None or isinstance(error, str))
+            for name, error in modules.items()
+        ):
+            raise ValueError(f"not the modules of an import check: {modules!r}")
+        return cls(status=status, where=where, modules=modules, reason=reason)
+
 
 class Checker(Protocol):
     name: str
@@ -63,7 +78,7 @@ class Checker(Protocol):
     def check(self, root: Path, target: Target, modules: list[str]) -> ImportCheck: ...
 
 
-def timed_out(where: str, modules: list[str], written: str | None, timeout_s: float) -> ImportCheck:
+def timed_out(where: str, modules: list[str], written: str | bytes | None, timeout_s: float) -> ImportCheck:
     """A check that ran out of time: the modules it finished, and the one it was stuck in."""
     done: dict[str, str | None] = json.loads(written)["results"] if written else {}
     stuck = next((name for name in modules if name not in done), None)

@@ -1,14 +1,14 @@
 """Tests in real containers: they need a Docker engine, and build the offline stand-ins once.
 
 Without an engine every test here FAILS with the reason (start one with
-scripts/ensure-docker.sh); set LAMBDAKIT_SKIP_DOCKER_TESTS=1 to skip them instead.
+scripts/ensure-docker.sh); they are marked `docker` (tests/conftest.py): `pytest -m "not docker"`
+leaves them out on purpose.
 The first run builds the stand-in images (root and debootstrap needed, minutes);
 later runs find them cached, and Docker's build cache makes the layer builds quick.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,15 +37,13 @@ SIZES = pytest.StashKey[dict[str, dict[str, int]]]()
 
 @pytest.fixture(scope="session", autouse=True)
 def docker_client() -> docker.DockerClient:
-    if os.environ.get("LAMBDAKIT_SKIP_DOCKER_TESTS") == "1":
-        pytest.skip("LAMBDAKIT_SKIP_DOCKER_TESTS=1")
     try:
         return container.connect()
     except EnvironmentProblem as err:
         reason = f"{err.message}. To {err.hint}"
     # Failed outside the except block, so the report is this message, not a chain of tracebacks.
     pytest.fail(
-        f"these tests need a Docker engine: {reason}. Or set LAMBDAKIT_SKIP_DOCKER_TESTS=1 to skip them.",
+        f"these tests need a Docker engine: {reason}. Or run with -m 'not docker' to leave them out.",
         pytrace=False,
     )
 

@@ -42,7 +42,7 @@ def arm64_wheel_layer(arm64_runtime_image: str, tmp_path_factory: pytest.TempPat
 def test_arm64_wheel_layer_is_valid_with_imports_checked_in_the_arm64_image(
     arm64_wheel_layer: BuildResult, docker_client: docker.DockerClient
 ) -> None:
-    validation = arm64_wheel_layer.manifest["validation"]
+    validation = arm64_wheel_layer.manifest.to_dict()["validation"]
     assert arm64_wheel_layer.verdict == "valid", validation
     imports = validation["imports"]  # type: ignore[index]
     assert imports["status"] == "passed" and imports["modules"] == {"psycopg2": None}, imports

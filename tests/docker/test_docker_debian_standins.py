@@ -50,8 +50,8 @@ def test_a_good_layer_imports_in_the_suites_python_and_another_pythons_does_not(
     facts = container.image_facts(docker_client, t.runtime_image)
     assert facts is not None and facts.architecture == t.arch.docker_platform.split("/")[1]
     good = _layer(tmp_path, t, validate=True)
-    imports = good.manifest["validation"]["imports"]  # type: ignore[index]
-    assert (good.verdict, imports["modules"]) == ("valid", {"psycopg2": None}), good.manifest["validation"]
+    imports = good.manifest.to_dict()["validation"]["imports"]  # type: ignore[index]
+    assert (good.verdict, imports["modules"]) == ("valid", {"psycopg2": None}), good.manifest.validation
     assert imports["where"] == f"image {facts.describe()}"
     if facts.standin:
         suite = debian_suite_name(t.debian_suite or "")

@@ -25,8 +25,8 @@ import pytest
 from click.testing import CliRunner
 
 from builder.cli.main import cli
-from builder.docker import container, images
-from builder.docker.container import Bridge
+from builder.docker import container, images, network
+from builder.docker.network import Bridge
 from builder.errors import EnvironmentProblem
 from builder.host import host_arch
 from builder.runtimes import Target, target
@@ -49,7 +49,7 @@ def where(docker_client: docker.DockerClient, runtime: Target) -> str:
 def bridge(docker_client: docker.DockerClient) -> Bridge:
     """This host's address on Docker's default bridge: what a container with network can reach."""
     try:
-        return container.default_bridge(docker_client)
+        return network.default_bridge(docker_client)
     except EnvironmentProblem as err:
         pytest.fail(f"{err.message} ({err.hint})", pytrace=False)
 

@@ -16,7 +16,7 @@ system libraries: the static audit covers those. If the official image is
 present under the name it is used as is.
 
 Network: the container gets no route to the host's loopback, so PostgreSQL also
-listens on the host's bridge address (builder.docker.container.default_bridge: the
+listens on the host's bridge address (builder.docker.network.default_bridge: the
 network's gateway, or docker0's address where Docker records no gateway) and
 pg_hba admits the bridge's subnet; DbHost is that address.
 """
@@ -33,7 +33,7 @@ from uuid import UUID, uuid4
 import docker
 import pytest
 
-from builder.docker.container import Bridge, default_bridge
+from builder.docker.network import Bridge, default_bridge
 from builder.errors import EnvironmentProblem
 from builder.host import host_arch
 from builder.runtimes import Target, target
