@@ -23,6 +23,6 @@ fi
 # offline stand-ins of the Lambda images, which the tests build on first use.
 bash scripts/ensure-docker.sh --standin --arm64
 
-# LocalStack runs on the host from its own virtual environment (tests/deploy
+# LocalStack runs on the host from its own virtual environment (tests/app
 # start and stop it); building that environment once here keeps test timings honest.
 bash scripts/localstack.sh venv

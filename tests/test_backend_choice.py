@@ -10,6 +10,9 @@ from click.testing import CliRunner
 
 from builder.cli.main import cli
 
+# Resolves from the package index (tests/conftest.py).
+pytestmark = pytest.mark.network
+
 
 def test_auto_without_a_docker_engine_uses_uv_and_says_the_engine_is_unreachable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -24,6 +24,9 @@ from builder.host import find_interpreter, host_arch
 from builder.package import tree_matches
 from builder.progress import Silent
 
+# Resolves from the package index (tests/conftest.py).
+pytestmark = pytest.mark.network
+
 LAMBDAKIT = [sys.executable, "-m", "builder"]
 PSYCOPG2_BINARY = "psycopg2-binary==2.9.11"
 # This file is about the paths without Docker; tests/docker covers the runtime-image check.

@@ -17,6 +17,9 @@ from held_builds import alive, descendants, silent_index
 
 from builder.cli.main import cli
 
+# Resolves from the package index (tests/conftest.py).
+pytestmark = pytest.mark.network
+
 PSYCOPG2_BINARY = "psycopg2-binary==2.9.11"
 LAMBDAKIT = [sys.executable, "-m", "builder"]
 

@@ -17,6 +17,9 @@ from builder import runtimes
 from builder.cli.main import cli
 from builder.matrix import parse_outcome, worst_exit
 
+# Resolves from the package index (tests/conftest.py).
+pytestmark = pytest.mark.network
+
 LAMBDAKIT = [sys.executable, "-m", "builder"]
 
 

@@ -17,6 +17,9 @@ from builder.progress import Silent
 from builder.runtimes import target
 from builder.validate import validate_tree
 
+# Resolves from the package index (tests/conftest.py).
+pytestmark = pytest.mark.network
+
 ARM64 = target("python3.11", "arm64")
 X86_64 = target("python3.11", "x86_64")
 LABEL = container.STANDIN_LABEL

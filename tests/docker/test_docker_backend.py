@@ -19,6 +19,9 @@ from builder.runtimes import Target, target
 from builder.verify import check_imports
 from builder.verify.image import RuntimeImageChecker
 
+# Resolves from the package index (tests/conftest.py).
+pytestmark = pytest.mark.network
+
 Layer = tuple[Path, Resolved, Target]
 CHECKER = RuntimeImageChecker()
 

@@ -7,11 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from lookalike import LOOKALIKE, Lookalike
 
 from builder.build import choose_backend
 from builder.host import host_arch
 from builder.runtimes import target
+
+# Resolves from the package index (tests/conftest.py).
+pytestmark = pytest.mark.network
 
 TARGET = target("python3.12", host_arch())
 

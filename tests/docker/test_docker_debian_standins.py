@@ -19,6 +19,9 @@ from builder.progress import Silent
 from builder.runtimes import Target, debian_suite_name, target
 from builder.verify.image import RuntimeImageChecker
 
+# Resolves from the package index (tests/conftest.py).
+pytestmark = pytest.mark.network
+
 # The layer for "another Python" each is tried with: a release the stand-in's Python cannot load.
 OTHER_PYTHON = {"python3.9": "python3.10", "python3.13": "python3.12", "python3.14": "python3.13"}
 

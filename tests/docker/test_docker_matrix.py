@@ -18,6 +18,9 @@ import pytest
 from builder import runtimes
 from builder.errors import EXIT_NOT_VERIFIED
 
+# Resolves from the package index (tests/conftest.py).
+pytestmark = pytest.mark.network
+
 ROOT = Path(__file__).resolve().parents[2]
 UNPROVABLE = {("python3.10", "arm64"), ("python3.12", "arm64")}
 

@@ -10,9 +10,13 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from harness import ROOT, TEMPLATE, run_sam
 
 from builder.audit.elf import read_elf
+
+# Resolves from the package index (tests/conftest.py).
+pytestmark = pytest.mark.network
 
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 

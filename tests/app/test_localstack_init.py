@@ -3,7 +3,7 @@
 The init runs as a real process, as LocalStack starts it, with a small Runtime
 API client as its bootstrap. On the other side is a recording HTTP server in
 LocalStack's place: this test is about the init, not LocalStack, which
-tests/deploy/test_localstack_lambda.py runs for real with the same init.
+tests/app/test_deploy_localstack.py runs for real with the same init.
 """
 
 from __future__ import annotations

@@ -18,6 +18,9 @@ from builder import runtimes
 from builder.build import BuildOptions, build_layer
 from builder.progress import Silent
 
+# Resolves from the package index (tests/conftest.py).
+pytestmark = pytest.mark.network
+
 # Compiled packages teams put in Lambda layers, unpinned: the question is what the index has now.
 COMPILED = (
     "psycopg2-binary",

@@ -24,6 +24,9 @@ from builder.cli.main import cli
 from builder.errors import EnvironmentProblem, InvalidLayer, ResolveError, UsageError
 from builder.progress import Silent
 
+# Resolves from the package index (tests/conftest.py).
+pytestmark = pytest.mark.network
+
 MARKERS = """\
 anyio==4.6.0
 six==1.16.0 ; platform_machine == "aarch64"
