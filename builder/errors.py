@@ -38,6 +38,12 @@ class ResolveError(LambdakitError):
     exit_code = EXIT_INVALID
 
 
+class UnpackableLayer(LambdakitError):
+    """The resolved packages hold what a layer zip cannot carry (a symbolic link)."""
+
+    exit_code = EXIT_INVALID
+
+
 class DeployFailed(LambdakitError):
     """A SAM command failed; its output says why."""
 

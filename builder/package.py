@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from builder import __version__
+from builder.errors import UnpackableLayer
 from builder.report import ValidationReport
 
 # The earliest timestamp a zip can hold; any fixed value works, this one is conventional.
@@ -79,7 +80,11 @@ def write_zip(tree: Path, zip_path: Path) -> PackageResult:
         for path in _entries(tree):
             name = path.relative_to(tree).as_posix()
             if path.is_symlink():
-                raise ValueError(f"{name} is a symbolic link; layers are zip files and cannot hold links")
+                raise UnpackableLayer(
+                    f"{name} is a symbolic link; a layer is a zip file and cannot hold links",
+                    hint="pin a release of the package that installs it (see its RECORD) without the link",
+                    step="package",
+                )
             if path.is_dir():
                 archive.writestr(_zip_info(name + "/", stat.S_IFDIR | 0o755), b"")
                 continue

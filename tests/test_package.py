@@ -11,6 +11,7 @@ import pytest
 
 import builder
 from builder import package, runtimes
+from builder.errors import UnpackableLayer
 from builder.package import (
     Manifest,
     Sizes,
@@ -63,8 +64,9 @@ def test_zip_entries_sorted_with_fixed_times_and_modes(tmp_path):
 def test_symlinks_are_refused(tmp_path):
     tree = _tree(tmp_path / "t", 1)
     (tree / "python" / "link").symlink_to("pkg")
-    with pytest.raises(ValueError, match="symbolic link"):
+    with pytest.raises(UnpackableLayer, match="python/link is a symbolic link") as err:
         write_zip(tree, tmp_path / "t.zip")
+    assert (err.value.exit_code, err.value.step) == (1, "package")
 
 
 KEY_INPUTS = dict(
