@@ -27,6 +27,9 @@ CODES: dict[str, str] = {
     "bad-archive": "a layer zip that cannot be unpacked safely: duplicate, encrypted or corrupt members, "
     "paths or links leading outside it",
     "missing-dependency": "a distribution's requirement (Requires-Dist, markers for the runtime) is not met",
+    "handler-not-found": "a function's Handler (module.function) cannot be imported or looked up",
+    "unknown-runtime": "a Python runtime or architecture in a SAM template that lambdakit has no facts for",
+    "missing-folder": "a folder the SAM build output's template names (CodeUri, ContentUri) does not exist",
 }
 
 

@@ -29,9 +29,19 @@ from builder.store import DEFAULT_OUT, MANIFEST, TREE_DIR
 from builder.verify import ImportCheck, ImportCheckChoice, check_imports
 
 
-def import_problems(check: ImportCheck) -> list[Problem]:
+def import_problems(check: ImportCheck, *, handler: str | None = None) -> list[Problem]:
+    """The failures of an import check; handler is the function's Handler when it was checked."""
+    entry = handler_entry(handler) if handler else None
     problems = [
         Problem(
+            code="handler-not-found",
+            path=str(handler),
+            message=f"the handler {handler} cannot be loaded in {check.where}: {error}",
+            hint="Handler is module.function: that module must import (see the other problems) and "
+            "define that function",
+        )
+        if module == entry
+        else Problem(
             code="import-failed",
             path=module,
             message=f"import {module} failed in {check.where}: {error}",
@@ -51,6 +61,15 @@ def import_problems(check: ImportCheck) -> list[Problem]:
     return problems
 
 
+def handler_entry(handler: str) -> str | None:
+    """The import check's entry for a Lambda Handler: "pkg/module.function" -> "pkg.module:function",
+    split as Lambda's runtime interface client splits it; None when it names no function."""
+    module, _, function = handler.rpartition(".")
+    if not module or not function:
+        return None
+    return f"{module.replace('/', '.')}:{function}"
+
+
 def validate_tree(
     root: Path,
     target: Target,
@@ -59,22 +78,38 @@ def validate_tree(
     extra: tuple[Problem, ...] = (),
     import_check: ImportCheckChoice = "auto",
     missing_dependency: Severity = "error",
+    handler: str | None = None,
 ) -> ValidationReport:
     """missing_dependency: "warning" for a layer checked alone, whose distributions may rely
     on what the function or another layer provides; "error" where the tree is all there is
-    (a function with its layers, or a layer built from a complete requirement set)."""
+    (a function with its layers, or a layer built from a complete requirement set).
+    handler: a function's Handler, imported and looked up after the top-level modules."""
     problems = [
         *extra,
         *audit_tree(root, target, zipped_bytes=zipped_bytes),
         *check_dependencies(root, target, severity=missing_dependency),
     ]
+    modules = top_level_modules(root, target)
+    if handler is not None:
+        entry = handler_entry(handler)
+        if entry is None:
+            problems.append(
+                Problem(
+                    code="handler-not-found",
+                    path=handler,
+                    message=f"the handler {handler!r} names no function: Lambda expects module.function",
+                    hint="set Handler to e.g. app.handler (the function handler in app.py)",
+                )
+            )
+        else:
+            modules.append(entry)
     if any(p.code == "escaping-link" for p in problems):
         # Importing through such a link would read whatever it names (a device, a host file).
         imports = ImportCheck(status="not-verified", where="", reason="not run: links lead outside the layer")
     else:
-        imports = check_imports(root, target, top_level_modules(root, target), import_check=import_check)
+        imports = check_imports(root, target, modules, import_check=import_check)
     return ValidationReport(
-        target=target, problems=tuple(problems + import_problems(imports)), imports=imports
+        target=target, problems=tuple(problems + import_problems(imports, handler=handler)), imports=imports
     )
 
 
@@ -323,3 +358,39 @@ def _special_files(
         return skipped
 
     return ignore
+
+
+def validate_layer(
+    path: Path, target: Target, *, import_check: ImportCheckChoice = "auto"
+) -> ValidationReport:
+    """A layer (directory, zip, build output or source folder) checked alone."""
+    with layer_tree(path) as source:
+        return validate_tree(
+            source.tree,
+            target,
+            zipped_bytes=source.zipped_bytes,
+            extra=source.problems,
+            import_check=import_check,
+            # Alone, a layer may lean on the function or another layer: the function's check judges that.
+            missing_dependency="warning",
+        )
+
+
+def validate_function_package(
+    package: Path,
+    layers: Sequence[Path],
+    target: Target,
+    *,
+    import_check: ImportCheckChoice = "auto",
+    handler: str | None = None,
+    extra: tuple[Problem, ...] = (),
+) -> ValidationReport:
+    """A function package with the layers it uses, in order, as Lambda assembles them."""
+    with function_tree(package, layers) as source:
+        return validate_tree(
+            source.tree,
+            target,
+            extra=(*extra, *source.problems),
+            import_check=import_check,
+            handler=handler,
+        )

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any, NoReturn, get_args
 
 import click
+from click.core import ParameterSource
 
 from builder import runtimes
+from builder.app.sam_build import SamBuildReport, find_sam_build, validate_sam_build
 from builder.build import BackendName, BuildOptions, BuildResult, build_layer, export
 from builder.cli.options import (
     ARCH_OPTION,
@@ -25,11 +27,12 @@ from builder.cli.render import TerminalProgress, emit_json, render_imports, rend
 from builder.errors import EXIT_NOT_VERIFIED, EXIT_OK, UsageError
 from builder.matrix import TargetOutcome, build_matrix, rank, target_out, worst_exit
 from builder.progress import Silent
+from builder.recipes import RequirementsSource, requirements_for
 from builder.report import ValidationReport
 from builder.runtimes import Target
 from builder.store import DEFAULT_OUT
 from builder.units import megabytes
-from builder.validate import function_tree, layer_tree, validate_tree
+from builder.validate import validate_function_package, validate_layer
 from builder.verify import ImportCheckChoice
 
 INTERRUPTED_BUILD = "interrupted: nothing was published; the previous layer is unchanged"
@@ -41,7 +44,17 @@ INTERRUPTED_BUILD = "interrupted: nothing was published; the previous layer is u
     "-r",
     "--requirements",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Requirements file. Default: layers/NAME/requirements.txt.",
+    help="Requirements file. Default: layers/NAME/requirements.txt if it exists, else the built-in "
+    "recipe NAME (see `lambdakit layers`).",
+)
+@click.option(
+    "-p",
+    "--package",
+    "packages",
+    multiple=True,
+    metavar="SPEC",
+    help="A requirement (repeatable), e.g. -p numpy -p 'pydantic>=2': the layer is made of these, "
+    "without a requirements file. Not with -r.",
 )
 @click.option(
     "--runtime",
@@ -118,6 +131,7 @@ INTERRUPTED_BUILD = "interrupted: nothing was published; the previous layer is u
 def build_layer_command(
     name: str,
     requirements: Path | None,
+    packages: tuple[str, ...],
     runtime_names: tuple[tuple[str, ...], ...],
     arch_names: tuple[tuple[str, ...], ...],
     backend: BackendName,
@@ -136,27 +150,40 @@ def build_layer_command(
 
     \b
     Examples:
-      lambdakit build-layer                          # layers/psycopg2, python3.12, x86_64
+      lambdakit build-layer                          # psycopg2, python3.12, x86_64
+      lambdakit build-layer psycopg2                 # in any folder: the built-in recipe
+      lambdakit build-layer deps -p numpy -p 'pydantic>=2'   # an ad-hoc layer, no file
       lambdakit build-layer psycopg2 --runtime python3.11 --arch arm64
       lambdakit build-layer mydeps -r requirements.txt --runtime python3.13 --json
       lambdakit build-layer psycopg2 --runtime all --arch all   # every target, one table
+
+    \b
+    The requirements come from the first of:
+      -r FILE, or -p SPEC (repeatable)
+      layers/NAME/requirements.txt in this folder (a project's own layer)
+      the built-in recipe NAME, pinned to releases proven on every runtime
+      and architecture (`lambdakit layers` lists them)
 
     The layer is resolved, slimmed, zipped, audited and import-checked, then
     published atomically; an invalid layer is never published. Unchanged inputs
     are not rebuilt.
     """
-    requirements = requirements or Path("layers") / name / "requirements.txt"
+    with user_errors(json_output):
+        if packages and click.get_current_context().get_parameter_source("name") is ParameterSource.DEFAULT:
+            # Without a name the ad-hoc layer would replace the psycopg2 layer in OUT.
+            raise UsageError("-p needs a layer name", hint="name it: lambdakit build-layer NAME -p SPEC ...")
+        source = requirements_for(name, requirements=requirements, packages=packages, project=Path("."))
     targets = [runtimes.target(r, a) for r in flat_choices(runtime_names) for a in flat_choices(arch_names)]
     if len(targets) > 1:
         flags = ["--force"] * force + ["--no-validate"] * no_validate
-        _build_matrix(name, requirements, targets, out=out, json_output=json_output, quiet=quiet,
+        _build_matrix(name, source, targets, out=out, json_output=json_output, quiet=quiet,
                       allow_unverified=allow_unverified, exports=bool(export_dir or export_function_dir),
                       options=[f"--backend={backend}", f"--import-check={import_check}", *flags])  # fmt: skip
     [target] = targets
-    with user_errors(json_output, interrupted=INTERRUPTED_BUILD):
+    with user_errors(json_output, interrupted=INTERRUPTED_BUILD), source.file() as requirements_file:
         options = BuildOptions(
             name=name,
-            requirements=requirements,
+            requirements=requirements_file,
             target=target,
             out=out,
             backend=backend,
@@ -174,9 +201,9 @@ def build_layer_command(
         if export_function_dir is not None and exporting:
             export(result, export_function_dir, function_package=True)
     if json_output:
-        emit_json(_build_document(result))
+        emit_json(_build_document(result, source))
     elif not quiet:
-        _render_build(result)
+        _render_build(result, source)
     if result.verdict == "not-verified":
         withheld = "" if allow_unverified or not (export_dir or export_function_dir) else "; not exported"
         click.secho(
@@ -191,7 +218,7 @@ def build_layer_command(
 
 def _build_matrix(
     name: str,
-    requirements: Path,
+    source: RequirementsSource,
     targets: list[Target],
     *,
     out: Path,
@@ -209,11 +236,14 @@ def _build_matrix(
                 "--export and --export-function take one target's layer, not a matrix's",
                 hint="export one runtime and arch at a time (its layer is in OUT/<runtime>-<arch>/NAME)",
             )
-        if not requirements.is_file():
-            raise UsageError(f"{requirements} does not exist", hint="pass -r FILE, or create that file")
+        # Every target builds from what this process chose: the same file, or the same -p specs.
+        if source.path is None:
+            requirements = [arg for spec in source.packages for arg in ("-p", spec)]
+        else:
+            requirements = ["-r", str(source.path.resolve())]
 
         def argv_for(t: Target) -> list[str]:
-            return ["build-layer", name, "-r", str(requirements.resolve()), "--runtime", t.runtime,
+            return ["build-layer", name, *requirements, "--runtime", t.runtime,
                     "--arch", t.arch.name, "--out", str(target_out(out, t)), *options]  # fmt: skip
 
         def on_done(outcome: TargetOutcome) -> None:
@@ -225,11 +255,16 @@ def _build_matrix(
 
         jobs = min(len(targets), os.cpu_count() or 1)
         if not (quiet or json_output):
-            click.echo(f"building {name} for {len(targets)} targets, {jobs} at a time", err=True)
+            click.echo(
+                f"building {name} for {len(targets)} targets, {jobs} at a time "
+                f"(requirements: {source.description})",
+                err=True,
+            )
         outcomes = build_matrix(targets, argv_for, jobs=jobs, on_done=on_done)
     code = worst_exit(outcomes, allow_unverified=allow_unverified)
     if json_output:
-        emit_json({"schema": 1, "ok": code == EXIT_OK, "targets": [o.to_dict() for o in outcomes]})
+        emit_json({"schema": 1, "ok": code == EXIT_OK, "requirements": source.to_dict(),
+                   "targets": [o.to_dict() for o in outcomes]})  # fmt: skip
     elif not quiet:
         _render_matrix(outcomes)
     sys.exit(code)
@@ -248,11 +283,12 @@ def _render_matrix(outcomes: list[TargetOutcome]) -> None:
     click.echo(", ".join(f"{counts[v]} {v}" for v in ranked) + f" of {len(outcomes)} targets")
 
 
-def _build_document(result: BuildResult) -> dict[str, Any]:
+def _build_document(result: BuildResult, source: RequirementsSource) -> dict[str, Any]:
     manifest = {k: v for k, v in result.manifest.to_dict().items() if k != "files"}
     return {
         "ok": result.verdict in ("valid", "unvalidated"),
         "status": result.status,
+        "requirements": source.to_dict(),
         "path": str(result.path),
         "zip": str(result.zip_path),
         "backend_reason": result.backend_reason,
@@ -261,10 +297,11 @@ def _build_document(result: BuildResult) -> dict[str, Any]:
     }
 
 
-def _render_build(result: BuildResult) -> None:
+def _render_build(result: BuildResult, source: RequirementsSource) -> None:
     m = result.manifest
     verb = "Built" if result.status == "built" else "Up to date:"
     click.secho(f"{verb} {result.name} for {m.runtime} {m.arch} ({m.os_name}) with {m.backend}", bold=True)
+    click.echo(f"  requirements: {source.description}")
     if result.backend_reason:
         click.echo(f"  backend: {result.backend_reason}")
     packages = ", ".join(f"{n} {v}" for n, v in m.packages.items())
@@ -312,42 +349,47 @@ def validate_command(
     import_check: ImportCheckChoice,
     json_output: bool,
 ) -> None:
-    """Prove that the layer at PATH loads on the runtime.
+    """Prove that the layer, function package or SAM build at PATH loads on its runtime.
 
-    PATH is a layer directory (with python/), a layer zip, a build output
-    (build/layers/NAME) or a layer's source folder (layers/NAME, meaning its
-    build output). Every binary is audited statically (format, architecture,
-    Python ABI, glibc symbol versions, needed libraries, layout, size), then each
-    top-level module is imported in the runtime's image or a local interpreter of
-    the same version. A check that cannot run is reported "not verified", and the
-    exit code is 3, never 0.
+    \b
+    PATH is one of:
+      a layer: a directory with python/, a layer .zip, a build output
+        (build/layers/NAME) or a layer's source folder (layers/NAME: its build output)
+      a function package, with --function (and the layers it uses: --layer, in order)
+      what `sam build` wrote (.aws-sam/build, holding template.yaml), or a SAM project
+        root that was built: every Python function with the template's layers it
+        uses and its Handler, and every layer alone, each for the runtime and
+        architecture the template gives it (so --runtime, --arch, --function and
+        --layer do not apply)
+
+    \b
+    Examples:
+      lambdakit validate build/layers/psycopg2 --runtime python3.12 --arch x86_64
+      lambdakit validate layer.zip --runtime python3.11 --json
+      lambdakit validate fn/ --function --layer build/layers/psycopg2
+      lambdakit validate .aws-sam/build          # after sam build
+      lambdakit validate .                       # the same, from the project root
+
+    Every binary is audited statically (format, architecture, Python ABI, glibc
+    symbol versions, needed libraries, layout, size), then each top-level module is
+    imported in the runtime's image or a local interpreter of the same version. A
+    check that cannot run is reported "not verified", and the exit code is 3, never
+    0. A SAM build exits with its worst artifact's code.
     """
-    # Loaded here, not at start-up: the ELF reader is only needed by this command
-    # and by real builds, and a no-op build-layer should not pay for it.
-
+    build_dir = find_sam_build(path)
+    if build_dir is not None:
+        source = click.get_current_context().get_parameter_source
+        given = [f"--{name}" for name in ("runtime", "arch") if source(name) is not ParameterSource.DEFAULT]
+        given += ["--function"] * is_function + ["--layer"] * bool(layers)
+        _validate_sam_build(path, build_dir, given=given, import_check=import_check, json_output=json_output)
     with user_errors(json_output):
         target = runtimes.target(runtime, arch)
         if is_function:
-            with function_tree(path, layers) as source:
-                report = validate_tree(
-                    source.tree,
-                    target,
-                    extra=source.problems,
-                    import_check=import_check,
-                )
+            report = validate_function_package(path, layers, target, import_check=import_check)
+        elif layers:
+            raise UsageError("--layer goes with --function", hint="validate each layer on its own")
         else:
-            if layers:
-                raise UsageError("--layer goes with --function", hint="validate each layer on its own")
-            with layer_tree(path) as source:
-                report = validate_tree(
-                    source.tree,
-                    target,
-                    zipped_bytes=source.zipped_bytes,
-                    extra=source.problems,
-                    import_check=import_check,
-                    # Alone, a layer may lean on the function or another layer: --function judges that.
-                    missing_dependency="warning",
-                )
+            report = validate_layer(path, target, import_check=import_check)
     if json_output:
         emit_json(report.to_dict())
     else:
@@ -355,11 +397,56 @@ def validate_command(
     sys.exit(verdict_exit(report.verdict))
 
 
+def _validate_sam_build(
+    path: Path, build_dir: Path, *, given: list[str], import_check: ImportCheckChoice, json_output: bool
+) -> NoReturn:
+    with user_errors(json_output):
+        if given:
+            raise UsageError(
+                f"{', '.join(given)} cannot be given with a SAM build: its template says each "
+                "function's runtime, architecture and layers",
+                hint=f"run: lambdakit validate {path}",
+            )
+        report = validate_sam_build(build_dir, import_check=import_check)
+    if json_output:
+        emit_json(report.to_dict())
+    else:
+        _render_sam_build(report)
+    sys.exit(verdict_exit(report.verdict))
+
+
+VERDICT_COLOUR = {"valid": "green", "invalid": "red", "not-verified": "yellow"}
+
+
 def _render_validation(path: Path, report: ValidationReport) -> None:
-    colour = {"valid": "green", "invalid": "red", "not-verified": "yellow"}[report.verdict]
+    colour = VERDICT_COLOUR[report.verdict]
     click.secho(f"{path}: {report.verdict.upper()} for {report.target.describe()}", fg=colour, bold=True)
     render_problems(report.problems)
     render_imports(report.imports)
+
+
+def _render_sam_build(report: SamBuildReport) -> None:
+    for artifact in report.artifacts:
+        target = f"{artifact.runtime} {artifact.arch}" if artifact.runtime else "no runtime"
+        click.secho(
+            f"{artifact.kind} {artifact.logical_id} ({target}): {artifact.verdict.upper()}",
+            fg=VERDICT_COLOUR[artifact.verdict],
+            bold=True,
+        )
+        click.echo(f"  path: {artifact.path}")
+        if artifact.note:
+            click.secho(f"  {artifact.note}", fg="yellow")
+        render_problems(artifact.problems)
+        if artifact.report is not None:
+            render_problems(artifact.report.problems)
+            render_imports(artifact.report.imports)
+    counts = Counter(a.verdict for a in report.artifacts)
+    tally = ", ".join(f"{counts[v]} {v}" for v in sorted(counts, key=rank))
+    click.secho(
+        f"{report.template}: {report.verdict.upper()} ({tally} of {len(report.artifacts)} artifacts)",
+        fg=VERDICT_COLOUR[report.verdict],
+        bold=True,
+    )
 
 
 @click.command("runtimes")

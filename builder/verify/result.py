@@ -22,7 +22,8 @@ IMPORT_TIMEOUT_S = 300
 # {"results": {module: null | "ExcType: message"}, "version": [major, minor]} to the result
 # file, not stdout, so a module that prints on import cannot corrupt the result. The file is
 # rewritten after each module: when the check times out, the first module missing from it is
-# the one whose import hangs.
+# the one whose import hangs. An entry "module:name" also looks name up in the module, as Lambda
+# finds a function's handler.
 IMPORT_SCRIPT = r"""
 import importlib, json, os, sys
 out, first, last, modules = sys.argv[1], sys.argv[2].split(":"), sys.argv[3].split(":"), sys.argv[4:]
@@ -30,8 +31,11 @@ sys.path[:0] = [p for p in first if p]
 sys.path += [p for p in last if p]
 results = {}
 for name in modules:
+    module, _, attribute = name.partition(":")
     try:
-        importlib.import_module(name)
+        loaded = importlib.import_module(module)
+        if attribute:
+            getattr(loaded, attribute)
         results[name] = None
     except BaseException as exc:
         results[name] = f"{type(exc).__name__}: {exc}"
