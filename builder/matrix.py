@@ -108,7 +108,7 @@ def build_matrix(
         finally:
             with lock:
                 running.discard(proc)
-        outcome = parse_outcome(t, stdout, stderr, time.perf_counter() - started)
+        outcome = parse_outcome(t, proc.returncode, stdout, stderr, time.perf_counter() - started)
         on_done(outcome)
         return outcome
 
@@ -142,7 +142,7 @@ def _stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
         return proc.communicate()
 
 
-def parse_outcome(t: Target, stdout: str, stderr: str, seconds: float) -> TargetOutcome:
+def parse_outcome(t: Target, returncode: int, stdout: str, stderr: str, seconds: float) -> TargetOutcome:
     try:
         document: dict[str, Any] = json.loads(stdout)
     except json.JSONDecodeError:
@@ -150,7 +150,8 @@ def parse_outcome(t: Target, stdout: str, stderr: str, seconds: float) -> Target
         document = {"ok": False, "error": "Crashed", "message": f"the build printed no result: {tail}"}
     manifest = document.get("manifest")
     if manifest is None:
-        verdict = "invalid" if document.get("error") in ("InvalidLayer", "ResolveError") else "error"
+        # The child's exit code says what its error means (errors.py), whatever its class.
+        verdict = "invalid" if returncode == EXIT_INVALID else "error"
         problems = document.get("validation", {}).get("problems", [])
         codes = sorted({p["code"] for p in problems if p.get("severity") == "error"})
         where = f"{', '.join(codes)}: {document.get('message', '')}" if codes else document.get("message", "")

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import pytest
 
-# The fixture that brings each service -> the marker of the tests that need it.
+# The fixture that brings each service -> the markers of the tests that need it. LocalStack
+# runs Lambda code in containers: its tests need the engine too.
 SERVICE_FIXTURES = {
-    "docker_client": "docker",
-    "localstack": "localstack",
-    "pg": "postgres",
-    "wheels": "network",
+    "docker_client": ("docker",),
+    "localstack": ("localstack", "docker"),
+    "pg": ("postgres",),
+    "wheels": ("network",),
 }
 
 
+# First, so that the markers are there when `-m` deselects.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         for fixture in getattr(item, "fixturenames", ()):
-            if fixture in SERVICE_FIXTURES:
-                item.add_marker(SERVICE_FIXTURES[fixture])
+            for marker in SERVICE_FIXTURES.get(fixture, ()):
+                item.add_marker(marker)

@@ -138,12 +138,19 @@ def test_an_interrupt_stops_every_running_target_and_keeps_their_previous_layers
 
 def test_a_target_that_prints_no_result_is_an_error_and_an_error_outranks_invalid() -> None:
     t = runtimes.target("python3.12", "x86_64")
-    crashed = parse_outcome(t, "", "Segmentation fault\n", 1.0)
+    crashed = parse_outcome(t, -11, "", "Segmentation fault\n", 1.0)
     assert (crashed.verdict, crashed.where) == ("error", "the build printed no result: Segmentation fault")
     invalid = parse_outcome(
-        t, json.dumps({"ok": False, "error": "ResolveError", "message": "no wheel"}), "", 1.0
+        t, 1, json.dumps({"ok": False, "error": "ResolveError", "message": "no wheel"}), "", 1.0
     )
     assert (invalid.verdict, invalid.where) == ("invalid", "no wheel")
+    # Any error the build exits 1 for is invalid, not only the classes named here.
+    unpackable = parse_outcome(
+        t, 1, json.dumps({"ok": False, "error": "UnpackableLayer", "message": "link"}), "", 1.0
+    )
+    assert unpackable.verdict == "invalid"
+    usage = parse_outcome(t, 2, json.dumps({"ok": False, "error": "UsageError", "message": "bad"}), "", 1.0)
+    assert usage.verdict == "error"
     assert worst_exit([invalid], allow_unverified=False) == 1
     assert worst_exit([invalid, crashed], allow_unverified=True) == 2
     assert worst_exit([], allow_unverified=False) == 0

@@ -6,10 +6,11 @@ frozen facts (template.py, samconfig.py), the destination is probed
 the commands are planned as argv lists that can be shown before anything runs
 (plan.py), then this module runs them with the checks between them:
 
-  DB secret -> build layers (lambdakit) -> sam build -> [merge layers into function packages]
+  [project hook] -> build layers (lambdakit) -> sam build -> [merge layers into function packages]
   -> validate function packages -> sam deploy -> stack outputs -> function states
 
-The secret comes first so that missing AWS credentials fail before the long build.
+The project's own hook (lambdakit.toml, hooks.py) comes first: what it needs (a secret,
+credentials) fails before the long build, and the parameters it prints reach the plan.
 LocalStack Community accepts layers but does not apply them when a function runs,
 so their content is merged into the function packages that use them (merge.py)
 before those are validated.
@@ -18,19 +19,19 @@ before those are validated.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import boto3
 import botocore.config
 import botocore.exceptions
 
+from builder.app.hooks import HookContext, HookResult, before_hook, run_before_hook
 from builder.app.localstack_info import (
     LOCALSTACK_CREDENTIALS,
     Fetch,
@@ -41,14 +42,14 @@ from builder.app.localstack_info import (
 )
 from builder.app.merge import MergeRecord, merge_layers
 from builder.app.plan import (
-    DB_HOST_PARAM,
-    DB_SECRET_PARAM,
-    SAM_BUILD_DIR,
     Command,
     DeployOptions,
     DeployPlan,
+    destination_region,
     plan_deploy,
 )
+from builder.app.sam_build import SAM_BUILD_DIR
+from builder.app.samconfig import read_samconfig
 from builder.app.template import AppTemplate, FunctionSpec
 from builder.build import BuildOptions, build_layer
 from builder.errors import DeployFailed, EnvironmentProblem, InvalidLayer
@@ -70,7 +71,7 @@ def validate_function(
     alone where their content was merged in (which proves the package carries it)."""
     layers = [] if merged else [build_dir / layer_id for layer_id in function.layers]
     with function_tree(build_dir / function.logical_id, layers) as source:
-        return validate_tree(source.tree, app.target, extra=source.problems)
+        return validate_tree(source.tree, function.target, extra=source.problems)
 
 
 Runner = Callable[[Command, Progress], None]
@@ -146,61 +147,35 @@ class Clients(Protocol):
 
 
 def aws_clients(region: str, localstack: LocalStackInfo | None) -> Clients:
-    """A boto3 client factory for the destination: LocalStack's endpoint with dummy keys, or AWS."""
-    if localstack is None:
-        session = boto3.session.Session(region_name=region)
-        return lambda service, config=None: session.client(service, config=config)
-    session = boto3.session.Session(
-        region_name=region,
-        aws_access_key_id=LOCALSTACK_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=LOCALSTACK_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    )
-    return lambda service, config=None: session.client(service, endpoint_url=localstack.url, config=config)
-
-
-def ensure_db_secret(
-    client: Any, plan: DeployPlan, *, environ: Mapping[str, str] = os.environ
-) -> Literal["exists", "created"]:
-    """The secret DbSecretName names must exist. On LocalStack it is created from
-    POSTGRES_PASSWORD (docker-compose.yml's variable); on AWS it is only checked."""
-    name = plan.parameters[DB_SECRET_PARAM]
-    on_aws = plan.destination == "aws"
+    """A boto3 client factory for the destination: LocalStack's endpoint with dummy keys, or AWS.
+    A profile that does not exist or a malformed region is the user's to fix, not a traceback."""
     try:
-        client.describe_secret(SecretId=name)
-        return "exists"
-    except client.exceptions.ResourceNotFoundException:
-        pass
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
+        if localstack is None:
+            session = boto3.session.Session(region_name=region)
+        else:
+            session = boto3.session.Session(
+                region_name=region,
+                aws_access_key_id=LOCALSTACK_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=LOCALSTACK_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            )
+    except botocore.exceptions.BotoCoreError as err:
         raise EnvironmentProblem(
-            f"cannot reach Secrets Manager to check secret {name!r}: {err}",
-            hint="configure AWS credentials (aws configure, AWS_PROFILE)" if on_aws else "",
-            step="secret",
+            f"cannot set up AWS access for {region}: {err}", hint="check AWS_PROFILE and the region"
         ) from err
-    if on_aws:
-        raise EnvironmentProblem(
-            f"the database secret {name!r} does not exist in {plan.region}",
-            hint=f"aws secretsmanager create-secret --region {plan.region} --name {name} "
-            '--secret-string \'{"password": "..."}\'',
-            step="secret",
-        )
-    password = environ.get("POSTGRES_PASSWORD")
-    if not password:
-        raise EnvironmentProblem(
-            f"the database secret {name!r} is not in LocalStack and POSTGRES_PASSWORD is not set",
-            hint="export POSTGRES_PASSWORD (the value docker compose gave PostgreSQL) and deploy again",
-            step="secret",
-        )
-    # The RDS secret format the functions read (functions/taskdb/connection.py).
-    params = plan.parameters
-    secret = {
-        "host": params.get(DB_HOST_PARAM, ""),
-        "port": int(params.get("DbPort", "5432")),
-        "username": params.get("DbUser", ""),
-        "password": password,
-        "dbname": params.get("DbName", ""),
-    }
-    client.create_secret(Name=name, SecretString=json.dumps(secret))
-    return "created"
+    endpoint = localstack.url if localstack else None
+    # The service is named at run time; boto3's stubs type only literal names.
+    make_client: Callable[..., Any] = session.client
+
+    def client(service: str, config: botocore.config.Config | None = None) -> Any:
+        try:
+            return make_client(service, endpoint_url=endpoint, config=config)
+        except botocore.exceptions.BotoCoreError as err:
+            raise EnvironmentProblem(
+                f"cannot set up the {service} client for {region}: {err}",
+                hint="check the region (samconfig.toml or AWS_REGION) and AWS_PROFILE",
+            ) from err
+
+    return client
 
 
 def stack_state(client: Any, stack_name: str) -> tuple[str, dict[str, str]]:
@@ -244,19 +219,19 @@ def deploy(
         if not localstack.in_docker:
             localstack = dataclasses.replace(localstack, bridge_address=bridge_address())
         progress.step("detect", localstack.describe())
-    plan = plan_deploy(options, localstack=localstack)
-    app, target = plan.app, plan.app.target
+    hooked = _run_hook(options, localstack, progress)
+    if hooked is not None:
+        lap("hook")
+    plan = plan_deploy(options, localstack=localstack, hooked=hooked.parameters if hooked else {})
+    app = plan.app
     lap("plan")
-    # Before the long build: a missing AWS secret or credentials fail fast.
     client = clients(plan.region, localstack)
-    progress.step("secret", plan.parameters[DB_SECRET_PARAM])
-    ensure_db_secret(client("secretsmanager"), plan)
-    lap("secret")
 
     layers = {}
     for layer in app.layers:
         requirements = options.project / layer.content_uri / "requirements.txt"
-        if not requirements.is_file():
+        target = app.layer_target(layer.logical_id)
+        if not requirements.is_file() or target is None:
             continue
         progress.step("layer", f"{layer.name} for {target.describe()}")
         # Raises InvalidLayer with the problems listed: nothing is deployed then.
@@ -288,7 +263,8 @@ def deploy(
         report = validate_function(app, function, build_dir, merged=plan.merge_layers)
         if report.verdict == "invalid":
             raise InvalidLayer(
-                f"the {function.logical_id} package for {target.describe()} is invalid; nothing was deployed",
+                f"the {function.logical_id} package for {function.target.describe()} is invalid; "
+                "nothing was deployed",
                 hint="fix the problems listed; their paths are as Lambda assembles the function: python/ is "
                 "the package (/var/task) over its layers' python/ (lambdakit validate --function --layer)",
                 step="validate",
@@ -319,9 +295,41 @@ def deploy(
     )
 
 
+def _run_hook(
+    options: DeployOptions, localstack: LocalStackInfo | None, progress: Progress
+) -> HookResult | None:
+    """The project's own deploy step (lambdakit.toml), with the destination's facts."""
+    hook = before_hook(options.project)
+    if hook is None:
+        return None
+    environment = read_samconfig(options.project / "samconfig.toml", options.config_env)
+    context = HookContext(
+        destination=options.destination,
+        region=destination_region(options.destination, environment),
+        stack_name=environment.stack_name,
+        parameters=dict(environment.parameters) | dict(options.parameters),
+        endpoint_url=localstack.url if localstack else None,
+        credentials=LOCALSTACK_CREDENTIALS if localstack else None,
+        localstack_in_docker=bool(localstack and localstack.in_docker),
+        bridge_address=localstack.bridge_address if localstack else None,
+    )
+    progress.step("hook", hook)
+    result = run_before_hook(options.project, hook, context)
+    for message in result.messages:
+        progress.step("hook", message)
+    return result
+
+
 def physical_id(cloudformation: Any, stack_name: str, logical_id: str) -> str:
     """The deployed name of a template resource (a function's name, a queue's URL)."""
-    resource = cloudformation.describe_stack_resource(StackName=stack_name, LogicalResourceId=logical_id)
+    try:
+        resource = cloudformation.describe_stack_resource(StackName=stack_name, LogicalResourceId=logical_id)
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
+        raise EnvironmentProblem(
+            f"cannot find {logical_id} in stack {stack_name}: {err}",
+            hint="deploy the template this project has now (lambdakit deploy), and check AWS credentials",
+            step="outputs",
+        ) from err
     return str(resource["StackResourceDetail"]["PhysicalResourceId"])
 
 

@@ -106,10 +106,14 @@ def check_localstack(url: str, fetch: Fetch = fetch_json) -> Finding:
     return Finding(name="localstack", ok=True, detail=info.describe() + suffix, optional=True)
 
 
-def check_postgres(host: str, port: int, *, timeout_s: float = 2.0) -> Finding:
+def check_postgres(host: str, port: str, *, timeout_s: float = 2.0) -> Finding:
     name = f"postgresql {host}:{port}"
+    if not port.isdigit():
+        return Finding(
+            name=name, ok=False, detail="PGPORT is not a port number", fix="fix PGPORT", optional=True
+        )
     try:
-        with socket.create_connection((host, port), timeout=timeout_s):
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
             pass
     except OSError as err:
         return Finding(
@@ -138,11 +142,13 @@ def check_interpreter(t: Target, *, needed: bool) -> Finding:
 
 
 def app_target(project: Path) -> Target:
-    """The template's runtime and architecture; the defaults when there is no readable template."""
+    """The template's runtime and architecture; the defaults when there is no readable template
+    or its functions run on several."""
     try:
-        return read_template(project / "template.yaml").target
+        single = read_template(project / "template.yaml").single_target
     except LambdakitError:
-        return target(DEFAULT_RUNTIME, DEFAULT_ARCH)
+        single = None
+    return single or target(DEFAULT_RUNTIME, DEFAULT_ARCH)
 
 
 def doctor(
@@ -164,7 +170,7 @@ def doctor(
             env={"DISABLE_DEPRECATION_NOTICE": "1"},
         ),
         check_localstack(endpoint_url),
-        check_postgres(environ.get("PGHOST", "127.0.0.1"), int(environ.get("PGPORT", "5432"))),
+        check_postgres(environ.get("PGHOST", "127.0.0.1"), environ.get("PGPORT", "5432")),
     ]
     seen = set()
     for t in all_targets():

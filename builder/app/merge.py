@@ -135,7 +135,7 @@ def merge_layers(app: AppTemplate, build_dir: Path, project: Path) -> list[Merge
         for layer_id in function.layers:
             root = layer_source(build_dir, app.layer(layer_id), project)
             copied, kept = 0, []
-            for source, relative, skip in _mapping(root, app.target):
+            for source, relative, skip in _mapping(root, function.target):
                 if relative == Path(LIB_DIR):
                     n, k = _copy_files(source, package / relative, build_dir)
                 else:

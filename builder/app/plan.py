@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import yaml
-
 from builder.app.localstack_info import (
     DEFAULT_LOCALSTACK_URL,
     LOCALSTACK_CREDENTIALS,
@@ -29,14 +27,9 @@ from builder.errors import EnvironmentProblem, UsageError
 # Where an app is deployed (--target): not a builder.runtimes.Target, which is a runtime and architecture.
 Destination = Literal["localstack", "aws"]
 DESTINATIONS: tuple[Destination, ...] = ("localstack", "aws")
-SAM_BUILD_DIR = Path(".aws-sam") / "build"
 BUILD_TIMEOUT_S = 1800
 DEPLOY_TIMEOUT_S = 1800
 SAM_ENV = {"SAM_CLI_TELEMETRY": "0"}
-# The template parameters holding database settings (template.yaml); the
-# password is only ever in the secret that DbSecretName names.
-DB_HOST_PARAM = "DbHost"
-DB_SECRET_PARAM = "DbSecretName"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,45 +109,16 @@ def destination_region(destination: Destination, environment: SamEnvironment) ->
     return region
 
 
-def compose_db_service(compose_file: Path) -> str | None:
-    """The docker-compose service running PostgreSQL: its name is its host name on the network."""
-    if not compose_file.is_file():
-        return None
-    services = (yaml.safe_load(compose_file.read_text()) or {}).get("services", {})
-    return next(
-        (name for name, spec in services.items() if str(spec.get("image", "")).startswith("postgres")), None
-    )
-
-
-def db_parameters(
-    environment: SamEnvironment,
-    project: Path,
-    localstack: LocalStackInfo | None,
-    given: Mapping[str, str] = {},
+def deploy_parameters(
+    environment: SamEnvironment, hooked: Mapping[str, str] = {}, given: Mapping[str, str] = {}
 ) -> dict[str, str]:
-    """samconfig's parameter overrides, then the database host for the destination, then the
-    parameters given on the command line; the database settings checked."""
-    parameters = dict(environment.parameters)
-    if localstack is not None and not localstack.in_docker:
-        # Its Lambda containers are on Docker's default bridge, where this host has this address;
-        # without a Docker engine to ask, samconfig's value stays (deploy's notes say so).
-        if localstack.bridge_address:
-            parameters[DB_HOST_PARAM] = localstack.bridge_address
-    elif localstack is not None and (service := compose_db_service(project / "docker-compose.yml")):
-        # Lambda containers on the compose network reach the database by its service name.
-        parameters[DB_HOST_PARAM] = service
-    parameters |= given
-    if not parameters.get(DB_SECRET_PARAM):
-        raise UsageError(
-            f"samconfig environment {environment.name!r} names no database secret ({DB_SECRET_PARAM})",
-            hint=f"add {DB_SECRET_PARAM}=<secret name> to its parameter_overrides",
-            step="plan",
-        )
+    """samconfig's parameter overrides, then the project hook's (hooks.py), then the command line's."""
+    parameters = dict(environment.parameters) | dict(hooked) | dict(given)
     leaked = sorted(key for key in parameters if "password" in key.lower())
     if leaked:
         raise UsageError(
             f"parameter overrides carry a password ({', '.join(leaked)})",
-            hint=f"put it in a Secrets Manager secret and pass its name as {DB_SECRET_PARAM}",
+            hint="keep it in a Secrets Manager secret and pass the secret's name as a parameter",
             step="plan",
         )
     return parameters
@@ -178,9 +142,10 @@ def plan_deploy(
     options: DeployOptions,
     *,
     localstack: LocalStackInfo | None,
+    hooked: Mapping[str, str] = {},
     tool: Callable[[str], str | None] = find_tool,
 ) -> DeployPlan:
-    """The commands for one deploy, without running anything."""
+    """The commands for one deploy, without running anything; hooked: the project hook's parameters."""
     if options.no_execute_changeset and options.destination == "localstack":
         raise UsageError("--no-execute-changeset is for --target aws", hint="drop it for LocalStack")
     if (options.destination == "localstack") != (localstack is not None):
@@ -188,16 +153,18 @@ def plan_deploy(
     project = options.project
     environment = read_samconfig(project / "samconfig.toml", options.config_env)
     region = destination_region(options.destination, environment)
-    parameters = db_parameters(environment, project, localstack, dict(options.parameters))
+    parameters = deploy_parameters(environment, hooked, dict(options.parameters))
     app = read_template(project / "template.yaml", parameters)
-    target = app.target
     sam, lambdakit = _tools(tool)
+    # The Makefiles read these: SAM passes neither runtime nor architecture to make. With
+    # functions on several targets, each Makefile's own defaults apply.
+    single = app.single_target
+    build_env = {"RUNTIME": single.runtime, "ARCH": single.arch.name} if single else {}
     build = Command(
         step="sam build",
         argv=(sam, "build", "--template-file", app.path.name, "--config-env", environment.name),
         cwd=project,
-        # The Makefiles read these: SAM passes neither runtime nor architecture to make.
-        env={"RUNTIME": target.runtime, "ARCH": target.arch.name, "LAMBDAKIT": lambdakit, **SAM_ENV},
+        env={**build_env, "LAMBDAKIT": lambdakit, **SAM_ENV},
         timeout_s=BUILD_TIMEOUT_S,
     )
     argv = [sam, "deploy", "--config-env", environment.name, "--region", region]
@@ -222,12 +189,6 @@ def plan_deploy(
             )
         if not localstack.http_api:
             notes.append("LocalStack has no HTTP API emulation: the API is reached by invoking its function")
-        if not localstack.in_docker and not localstack.bridge_address:
-            notes.append(
-                f"LocalStack runs on this host but no Docker engine answers here: {DB_HOST_PARAM} stays "
-                f"{parameters.get(DB_HOST_PARAM)!r} (pass --parameter {DB_HOST_PARAM}=... if its functions "
-                "cannot reach that)"
-            )
     elif options.no_execute_changeset:
         argv.append("--no-execute-changeset")
         notes.append("--no-execute-changeset: the change set is created for review and not executed")

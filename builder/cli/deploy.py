@@ -255,7 +255,8 @@ def doctor_command(endpoint_url: str, project_dir: Path, json_output: bool) -> N
     Exits 2 (an environment error) when something every workflow needs is
     missing; lines marked "optional" are needed by some workflows only.
     """
-    report = doctor(project_dir, endpoint_url=endpoint_url)
+    with user_errors(json_output):
+        report = doctor(project_dir, endpoint_url=endpoint_url)
     if json_output:
         emit_json(report.to_dict())
     else:

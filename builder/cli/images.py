@@ -72,13 +72,11 @@ def build_standins_command(
     Needs root, debootstrap and a Debian mirror the first time (a few minutes);
     later runs reuse the cached root filesystem and skip up-to-date images.
     """
-    # Imported here: builder.cli.main adds this group, so a module-level import would be circular.
-
-    kinds = standin.KINDS if kind == "all" else (kind,)
+    kinds = standin.KINDS if kind == "all" else tuple(k for k in standin.KINDS if k == kind)
     with user_errors(json_output=False):
         outcomes = standin.build_standins(
             runtime_names,
-            kinds=kinds,  # type: ignore[arg-type]
+            kinds=kinds,
             arches=arches,
             force=force,
             progress=TerminalProgress(verbose=verbose),

@@ -10,8 +10,9 @@ import pytest
 from moto import mock_aws
 
 from builder.app.deploy import deploy
-from builder.app.plan import SAM_BUILD_DIR, Command, DeployOptions
-from builder.errors import InvalidLayer
+from builder.app.plan import Command, DeployOptions
+from builder.app.sam_build import SAM_BUILD_DIR
+from builder.errors import DeployFailed, InvalidLayer
 from builder.progress import Silent
 
 from .conftest import write
@@ -49,7 +50,6 @@ class FakeSam:
 def clients(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("POSTGRES_PASSWORD", "pw")
     with mock_aws():
         yield (
             lambda region, localstack: lambda service, config=None: boto3.client(service, region_name=region)
@@ -82,7 +82,6 @@ def test_merged_then_validated_then_handed_to_sam_deploy(project: Path, clients)
     assert not result.ok
     assert list(result.timings) == [
         "plan",
-        "secret",
         "layers",
         "sam build",
         "merge",
@@ -90,3 +89,28 @@ def test_merged_then_validated_then_handed_to_sam_deploy(project: Path, clients)
         "sam deploy",
         "outputs",
     ]
+
+
+def test_the_projects_hook_runs_first_and_its_parameters_reach_sam_deploy(project: Path, clients) -> None:
+    write(project / "lambdakit.toml", '[deploy]\nbefore = "hook.py"\n')
+    write(project / "hook.py", "import os\nprint('DbHost=' + os.environ['LAMBDAKIT_DESTINATION'] + '-db')\n")
+    sam = FakeSam(project, layer_has_dep=True)
+    options = DeployOptions(
+        destination="localstack", config_env="localstack", project=project, endpoint_url="http://ls:4566"
+    )
+    result = deploy(options, Silent(), run=sam, fetch=fetch, clients=clients)
+    assert list(result.timings)[:2] == ["hook", "plan"]
+    assert result.plan.parameters["DbHost"] == "localstack-db"
+    assert "DbHost=localstack-db" in result.plan.deploy.argv
+
+
+def test_a_failing_hook_stops_the_deploy_before_the_build(project: Path, clients) -> None:
+    write(project / "lambdakit.toml", '[deploy]\nbefore = "hook.py"\n')
+    write(project / "hook.py", "import sys\nsys.exit('no secret')\n")
+    sam = FakeSam(project, layer_has_dep=True)
+    options = DeployOptions(
+        destination="localstack", config_env="localstack", project=project, endpoint_url="http://ls:4566"
+    )
+    with pytest.raises(DeployFailed, match="no secret"):
+        deploy(options, Silent(), run=sam, fetch=fetch, clients=clients)
+    assert sam.ran == []

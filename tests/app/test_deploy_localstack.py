@@ -52,7 +52,11 @@ from taskdb.connection import Database, Settings  # noqa: E402
 from taskdb.tasks import get_task, insert_task  # noqa: E402
 
 BIN = Path(sys.executable).parent
-PROJECT_FILES = ("template.yaml", "samconfig.toml", "docker-compose.yml", "functions", "layers", "migrations")
+# The application as a user has it, its own deploy hook (lambdakit.toml) included.
+PROJECT_FILES = (
+    "template.yaml", "samconfig.toml", "docker-compose.yml", "functions", "layers", "migrations",
+    "lambdakit.toml", "scripts/task_app_deploy_hook.py",
+)  # fmt: skip
 DEPLOY_TIMEOUT_S = 1500
 DB_NAME = DB_USER = "tasks"
 DB_PASSWORD = "lambdakit-test-only"
@@ -114,6 +118,7 @@ def copy_project(destination: Path, stack_name: str) -> Path:
         if source.is_dir():
             shutil.copytree(source, destination / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, destination / name)
     samconfig = destination / "samconfig.toml"
     samconfig.write_text(samconfig.read_text().replace('"lambdakit-tasks-local"', f'"{stack_name}"'))
@@ -124,7 +129,8 @@ def lambdakit(*args: str, timeout: float = DEPLOY_TIMEOUT_S) -> subprocess.Compl
     env = {
         **os.environ,
         "PATH": f"{BIN}:{os.environ['PATH']}",
-        # The compose file's variable: deploy puts it into LocalStack's Secrets Manager, nowhere else.
+        # The compose file's variable: the app's deploy hook puts it into LocalStack's Secrets
+        # Manager, nowhere else.
         "POSTGRES_PASSWORD": DB_PASSWORD,
     }
     argv = [str(BIN / "lambdakit"), *args]

@@ -9,7 +9,7 @@ import pytest
 
 from builder.app.deploy import validate_function
 from builder.app.merge import merge_layers
-from builder.app.plan import SAM_BUILD_DIR
+from builder.app.sam_build import SAM_BUILD_DIR
 from builder.app.template import read_template
 from builder.errors import UsageError
 

@@ -52,27 +52,42 @@ def test_template_applies_globals_and_parameters(project: Path) -> None:
     assert worker.layers == ("DepsLayer",)
     assert not worker.http_api
     assert app.layers[0].name == "deps"
-    assert app.target.runtime == "python3.12"
-    assert app.target.arch.name == "arm64"
+    assert app.single_target is not None
+    assert (app.single_target.runtime, app.single_target.arch.name) == ("python3.12", "arm64")
+    assert app.layer_target("DepsLayer") == app.single_target
 
 
-def test_template_with_two_runtimes_is_refused(project: Path) -> None:
+def test_functions_on_two_runtimes_are_each_their_own_but_cannot_share_a_layer(project: Path) -> None:
     text = (project / "template.yaml").read_text()
-    write(
-        project / "template.yaml",
-        text.replace("Handler: worker.handler", "Handler: worker.handler\n      Runtime: python3.11"),
+    two = text.replace("Handler: worker.handler", "Handler: worker.handler\n      Runtime: python3.11")
+    write(project / "template.yaml", two)
+    app = read_template(project / "template.yaml")
+    api, worker = app.functions
+    assert (api.target.runtime, worker.target.runtime) == ("python3.12", "python3.11")
+    # Both use DepsLayer through Globals: SAM builds one artifact per layer.
+    with pytest.raises(UsageError, match="DepsLayer is used by functions on different targets"):
+        app.layer_target("DepsLayer")
+    with pytest.raises(UsageError, match="different targets"):
+        _ = app.single_target
+
+    write(project / "template.yaml", two.replace("    Layers: [!Ref DepsLayer]\n", ""))
+    app = read_template(project / "template.yaml")
+    assert app.single_target is None
+    assert app.layer_target("DepsLayer") is None
+    plan = plan_deploy(
+        DeployOptions(destination="aws", config_env="prod", project=project), localstack=None, tool=tools()
     )
-    with pytest.raises(UsageError, match="mixes runtimes"):
-        _ = read_template(project / "template.yaml").target
+    # Each Makefile's own defaults apply: no one runtime to tell them.
+    assert "RUNTIME" not in plan.build.env
 
 
 def test_a_runtime_lambda_does_not_run_is_a_usage_error_not_a_traceback(project: Path) -> None:
     template = project / "template.yaml"
     write(template, template.read_text().replace("Runtime: python3.12", "Runtime: python3.8"))
     with pytest.raises(
-        UsageError, match=r"template.yaml: unknown runtime 'python3.8'; choose one of python3.9"
+        UsageError, match=r"function ApiFunction: unknown runtime 'python3.8'; choose one of python3.9"
     ):
-        _ = read_template(template).target
+        _ = read_template(template).single_target
     for command in (["deploy", "--target", "aws", "--env", "prod", "--no-execute-changeset"], ["doctor"]):
         proc = subprocess.run(
             [sys.executable, "-m", "builder", *command, "--project-dir", str(project)],
@@ -124,8 +139,8 @@ def test_localstack_community_plan(project: Path) -> None:
     assert argv[:4] == ("/bin/samlocal", "deploy", "--config-env", "localstack")
     assert "--no-confirm-changeset" in argv
     overrides = argv[argv.index("--parameter-overrides") + 1 :]
-    # The database host is the compose service's name on the compose network.
-    assert overrides == ("Architecture=x86_64", "DbHost=db", "DbSecretName=mini/local/db")
+    # samconfig's, as they are: what an application decides beyond them is its hook's (test_hooks.py).
+    assert overrides == ("Architecture=x86_64", "DbHost=localhost", "DbSecretName=mini/local/db")
     assert plan.deploy.env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4566"
     assert plan.deploy.env["AWS_ACCESS_KEY_ID"] == "test"
     assert not plan.deploy.interactive
@@ -133,22 +148,18 @@ def test_localstack_community_plan(project: Path) -> None:
     assert any("invoking its function" in note for note in plan.notes)
 
 
-def test_a_host_run_localstacks_functions_reach_the_database_at_the_bridge_address(project: Path) -> None:
-    """scripts/localstack.sh runs LocalStack on this host: its Lambda containers sit on Docker's
-    default bridge, so the database host is this host's bridge address, not the compose name;
-    a --parameter given on the command line wins over both."""
-    host_run = dataclasses.replace(COMMUNITY, in_docker=False, bridge_address="172.17.0.1")
+def test_command_line_parameters_win_over_the_hooks_which_win_over_samconfigs(project: Path) -> None:
     options = DeployOptions(destination="localstack", config_env="localstack", project=project)
-    plan = plan_deploy(options, localstack=host_run, tool=tools())
-    assert plan.parameters["DbHost"] == "172.17.0.1"
+    hooked = {"DbHost": "172.17.0.1", "Stage": "hooked"}
+    plan = plan_deploy(options, localstack=COMMUNITY, hooked=hooked, tool=tools())
+    assert (plan.parameters["DbHost"], plan.parameters["Stage"]) == ("172.17.0.1", "hooked")
 
     given = dataclasses.replace(options, parameters=(("DbHost", "db.internal"), ("DbPort", "6543")))
-    plan = plan_deploy(given, localstack=host_run, tool=tools())
+    plan = plan_deploy(given, localstack=COMMUNITY, hooked=hooked, tool=tools())
     assert (plan.parameters["DbHost"], plan.parameters["DbPort"]) == ("db.internal", "6543")
 
     with pytest.raises(UsageError, match="password"):
-        leaked = dataclasses.replace(options, parameters=(("DbPassword", "x"),))
-        plan_deploy(leaked, localstack=host_run, tool=tools())
+        plan_deploy(options, localstack=COMMUNITY, hooked={"DbPassword": "x"}, tool=tools())
 
 
 def test_localstack_without_samlocal_uses_sam_and_says_so(project: Path) -> None:
@@ -201,7 +212,8 @@ def test_plaintext_password_is_refused(project: Path) -> None:
             localstack=COMMUNITY,
             tool=tools(),
         )
-    assert "DbSecretName" in err.value.message + err.value.hint
+    assert err.value.message == "parameter overrides carry a password (DbPassword)"
+    assert "Secrets Manager secret" in err.value.hint
 
 
 def test_password_parameter_with_a_secret_is_refused(project: Path) -> None:
@@ -260,3 +272,56 @@ def test_unreachable_localstack_says_how_to_start_it() -> None:
     with pytest.raises(EnvironmentProblem) as err:
         detect_localstack("http://127.0.0.1:9", refuse)
     assert "scripts/localstack.sh start" in err.value.hint
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            '[e.deploy.parameters]\nstack_name = "s"\nparameter_overrides = "A=\'open"\n',
+            "No closing quotation",
+        ),
+        ('[e.deploy.parameters]\nstack_name = "s"\nparameter_overrides = 5\n', "neither a string nor a list"),
+        ('[e.deploy.parameters]\nstack_name = "s"\nparameter_overrides = ["A"]\n', "'A' is not KEY=VALUE"),
+        ("e = 1\n", "'e' is not an environment table"),
+        ("[e.deploy]\nparameters = 3\n", "sets no stack_name"),
+        ('[e.deploy.parameters]\nstack_name = "s"\nregion = 5\n', "region is not a string"),
+        ("[e.deploy.parameters\n", "cannot read"),
+    ],
+)
+def test_a_malformed_samconfig_is_a_usage_error(tmp_path: Path, config: str, message: str) -> None:
+    (tmp_path / "samconfig.toml").write_text(config)
+    with pytest.raises(UsageError, match=message):
+        read_samconfig(tmp_path / "samconfig.toml", "e")
+
+
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [
+        ("  F: null\n", None),
+        ("  L:\n    Type: AWS::Serverless::LayerVersion\n    Properties: {}\n", "layer L has no ContentUri"),
+        (
+            "  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Architectures: []\n",
+            "F.Architectures must name one architecture",
+        ),
+        (
+            "  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Layers: !Ref L\n",
+            "F.Layers is not a list",
+        ),
+        ("  F:\n    Type: AWS::Serverless::Function\n    Properties: [1]\n", "F.Properties is not a mapping"),
+        (
+            "  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events: [1]\n",
+            "F.Events is not a mapping",
+        ),
+    ],
+)
+def test_a_malformed_template_is_a_usage_error(tmp_path: Path, resources: str, message: str | None) -> None:
+    (tmp_path / "template.yaml").write_text("Resources:\n" + resources)
+    with pytest.raises(UsageError, match=message or "defines no AWS::Serverless::Function"):
+        read_template(tmp_path / "template.yaml")
+
+
+def test_a_function_without_a_runtime_says_so(tmp_path: Path) -> None:
+    (tmp_path / "template.yaml").write_text("Resources:\n  F:\n    Type: AWS::Serverless::Function\n")
+    with pytest.raises(UsageError, match="function F has no Runtime"):
+        _ = read_template(tmp_path / "template.yaml").single_target

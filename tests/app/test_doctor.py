@@ -32,10 +32,12 @@ def test_postgres_reachable_and_not() -> None:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         port = listener.getsockname()[1]
-        assert check_postgres("127.0.0.1", port).ok
-    missing = check_postgres("127.0.0.1", free_port(), timeout_s=0.5)
+        assert check_postgres("127.0.0.1", str(port)).ok
+    missing = check_postgres("127.0.0.1", str(free_port()), timeout_s=0.5)
     assert not missing.ok
     assert "docker compose up -d postgres" in missing.fix
+    garbled = check_postgres("127.0.0.1", "54x2")
+    assert (garbled.ok, garbled.detail) == (False, "PGPORT is not a port number")
 
 
 def test_localstack_line_says_what_deploy_and_e2e_will_do() -> None:

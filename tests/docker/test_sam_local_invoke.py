@@ -49,6 +49,9 @@ from taskdb.connection import Database, Settings  # noqa: E402
 from taskdb.tasks import get_task, insert_task  # noqa: E402
 from worker.batch import perform_task  # noqa: E402
 
+# `sam build` resolves from the package index (tests/conftest.py).
+pytestmark = pytest.mark.network
+
 RUNTIME = "python3.12"  # template.yaml's Globals.Function.Runtime
 # template.yaml's DbName and DbUser defaults: the test leaves them as they are.
 DB_NAME = DB_USER = "tasks"

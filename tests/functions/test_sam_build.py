@@ -6,7 +6,11 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 from harness import BIN, ROOT, run_sam
+
+# `sam build` resolves from the package index (tests/conftest.py).
+pytestmark = pytest.mark.network
 
 
 def _lambdakit_validate(*args: str) -> dict:
