@@ -14,8 +14,10 @@ from builder.errors import EXIT_USAGE
 # build-layer` does not load boto3 or psycopg2, and `lambdakit --version` loads none of them.
 COMMANDS: dict[str, str] = {
     "build-layer": "builder.cli.layer:build_layer_command",
-    "validate": "builder.cli.layer:validate_command",
+    "validate": "builder.cli.validate:validate_command",
     "runtimes": "builder.cli.layer:runtimes_command",
+    "init": "builder.cli.init:init_command",
+    "layers": "builder.cli.recipes:layers_command",
     "db": "builder.cli.db:db",
     "images": "builder.cli.images:images",
     "deploy": "builder.cli.deploy:deploy_command",
@@ -23,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "doctor": "builder.cli.deploy:doctor_command",
     "localstack": "builder.cli.localstack:localstack_group",
     "bridge-address": "builder.cli.localstack:bridge_address_command",
+    "package-function": "builder.cli.function:package_function_command",
 }
 
 
