@@ -18,9 +18,9 @@ from typing import Any, Literal
 from packaging.requirements import InvalidRequirement, Requirement
 
 from builder import DATA_DIR
-from builder.build import LAYER_NAME, check_layer_name
 from builder.errors import UsageError
 from builder.requirements import read_requirements
+from builder.store import LAYER_NAME, check_layer_name
 
 RECIPES_DIR = DATA_DIR / "recipes"
 RECIPE_SUFFIX = ".txt"

@@ -20,7 +20,7 @@ from builder.audit.dependencies import check_dependencies
 from builder.audit.rules import UNZIPPED_LIMIT
 from builder.errors import UsageError
 from builder.layout import PYTHON_DIR, apply_shadowing, top_level_modules
-from builder.package import read_manifest
+from builder.manifest import read_manifest
 from builder.problems import Problem, Severity
 from builder.report import ValidationReport
 from builder.requirements import read_requirements

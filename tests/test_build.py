@@ -16,12 +16,12 @@ from click.testing import CliRunner
 from packaging.version import Version
 
 import builder
-from builder import build, package, runtimes
+from builder import manifest, pipeline, runtimes
 from builder.build import BuildOptions, build_layer
 from builder.cli.main import cli
 from builder.errors import InvalidLayer, ResolveError
 from builder.host import find_interpreter, host_arch
-from builder.package import tree_matches
+from builder.manifest import tree_matches
 from builder.progress import Silent
 
 # Resolves from the package index (tests/conftest.py).
@@ -190,11 +190,11 @@ def test_a_new_tool_version_rebuilds_what_unchanged_inputs_leave_as_they_are(
     second = _build(tmp_path, requirements, "python3.12")
     assert (first.status, second.status, second.timings) == ("built", "up-to-date", {})
 
-    # Another lambdakit release, same inputs: package.py puts the version in the cache key,
-    # build.py writes it into layer.json.
+    # Another lambdakit release, same inputs: manifest.py puts the version in the cache key,
+    # pipeline.py writes it into layer.json.
     newer = builder.__version__ + ".post1"
-    monkeypatch.setattr(package, "__version__", newer)
-    monkeypatch.setattr(build, "__version__", newer)
+    monkeypatch.setattr(manifest, "__version__", newer)
+    monkeypatch.setattr(pipeline, "__version__", newer)
     third = _build(tmp_path, requirements, "python3.12")
 
     assert third.status == "built"

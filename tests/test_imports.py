@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "builder"
-# What builder/lazy.py loads: "builder.cli.layer:validate_command".
+# What builder/lazy.py loads: "builder.cli.validate:validate_command".
 LAZY_REFERENCE = re.compile(r"^(builder(?:\.\w+)+):\w+$")
 # Imported where used, because installing it is optional (the `db` extra).
 OPTIONAL_DEPENDENCIES = {"psycopg2", "psycopg2.extensions"}
