@@ -15,13 +15,16 @@ from builder.runtimes import Target
 OPT_DIR = "/opt"
 TASK_ROOT = "/var/task"
 RUNTIME_DIR = "/var/runtime"
+LANG_DIR = "/var/lang"  # the runtime's Python: /var/lang/bin/python3.X
 # Inside a layer, the only places the runtime looks.
 PYTHON_DIR = "python"
 LIB_DIR = "lib"
 BIN_DIR = "bin"
-# Lambda's LD_LIBRARY_PATH, in order: the runtime's own directories, the function's, the layers' lib/.
+# Lambda's PATH and LD_LIBRARY_PATH, in order.
+PATH = (f"{LANG_DIR}/bin", "/usr/local/bin", "/usr/bin/", "/bin", f"{OPT_DIR}/{BIN_DIR}")
+# LD_LIBRARY_PATH: the runtime's own directories, the function's, the layers' lib/.
 LD_LIBRARY_PATH = (
-    "/var/lang/lib", "/lib64", "/usr/lib64", RUNTIME_DIR, f"{RUNTIME_DIR}/lib",
+    f"{LANG_DIR}/lib", "/lib64", "/usr/lib64", RUNTIME_DIR, f"{RUNTIME_DIR}/lib",
     TASK_ROOT, f"{TASK_ROOT}/lib", f"{OPT_DIR}/{LIB_DIR}",
 )  # fmt: skip
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from builder.audit.elf import ElfReadError, binary_format, read_elf
 from builder.audit.loader import Loader, fits, is_bundled
 from builder.audit.tree import LayerTree
-from builder.layout import PYTHON_DIR, extension_name
+from builder.layout import BIN_DIR, PYTHON_DIR, extension_name
 from builder.problems import Problem
 from builder.runtimes import Target
 
@@ -127,7 +127,7 @@ def slim(root: Path, target: Target) -> SlimResult:
     doomed: list[Path] = []
     # pip --target writes console scripts with the build host's interpreter in the
     # shebang; Lambda only puts /opt/bin on PATH, so they can never run from here.
-    doomed += [p for p in (python_dir / "bin").rglob("*") if p.is_file()]
+    doomed += [p for p in (python_dir / BIN_DIR).rglob("*") if p.is_file()]
     doomed += [p for p in python_dir.rglob("*.py[co]") if p.is_file()]
     foreign, problems = _foreign_extensions(python_dir, target)
     doomed += foreign
@@ -136,7 +136,7 @@ def slim(root: Path, target: Target) -> SlimResult:
     removed |= _remove({root / rel for rel in _unneeded_bundled_libraries(LayerTree(root), target)})
     for cache_dir in sorted(python_dir.rglob("__pycache__"), reverse=True):
         shutil.rmtree(cache_dir, ignore_errors=True)
-    bin_dir = python_dir / "bin"
+    bin_dir = python_dir / BIN_DIR
     if bin_dir.is_dir():
         shutil.rmtree(bin_dir)
     return SlimResult(

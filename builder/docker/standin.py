@@ -66,7 +66,7 @@ from builder import DATA_DIR
 from builder.docker import container
 from builder.docker.rootfs import LOCAL_SUITE, RootFs, content_digest, ensure_base_image, run_step
 from builder.host import find_interpreter, host_arch
-from builder.layout import BIN_DIR, LD_LIBRARY_PATH, OPT_DIR, PYTHON_DIR, RUNTIME_DIR, TASK_ROOT
+from builder.layout import LD_LIBRARY_PATH, OPT_DIR, PATH, PYTHON_DIR, RUNTIME_DIR, TASK_ROOT
 from builder.progress import Progress
 from builder.runtimes import DEFAULT_ARCH, Target, all_targets, debian_suite_name, runtime_names, target
 
@@ -94,7 +94,7 @@ _KEEP_SITE_PACKAGE = re.compile(r"pip(/|-[^/]*\.dist-info(/|$)|$)")
 _SKIP_FILE = re.compile(r"\.opt-[12]\.pyc$|^libpython.*\.a$|^_tkinter\..*\.so$")
 
 # Lambda's PATH, as the official runtime images set it.
-_LAMBDA_PATH = f"/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:{OPT_DIR}/{BIN_DIR}"
+_LAMBDA_PATH = ":".join(PATH)
 # What the templates below name of Lambda's filesystem, from its one model (layout.py).
 _LAYOUT = {"task_root": TASK_ROOT, "runtime_dir": RUNTIME_DIR, "opt_dir": OPT_DIR, "python_dir": PYTHON_DIR}
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from builder.availability import Availability
 from builder.docker import container, images
-from builder.layout import OPT_DIR, RUNTIME_DIR, sys_path_dirs
+from builder.layout import LANG_DIR, OPT_DIR, RUNTIME_DIR, sys_path_dirs
 from builder.runtimes import Target
 from builder.verify import result
 
@@ -31,7 +31,7 @@ class RuntimeImageChecker:
         result_file = "/tmp/lambdakit-imports.json"
         paths = ":".join(f"{OPT_DIR}/{d.relative_to(root).as_posix()}" for d in sys_path_dirs(root, target))
         # -I: only the layer and the image's own Python decide what imports (no PYTHON*, no user site).
-        python = f"/var/lang/bin/python{target.version}"
+        python = f"{LANG_DIR}/bin/python{target.version}"
         # The runtime's own packages (boto3, awslambdaric) come after the layer, as on Lambda.
         argv = [python, "-I", "-c", result.IMPORT_SCRIPT, result_file, paths, RUNTIME_DIR, *modules]
         output: list[str] = []
@@ -48,7 +48,5 @@ class RuntimeImageChecker:
         if was_cut:
             return result.timed_out(where, modules, raw, result.IMPORT_TIMEOUT_S)
         if raw is None:
-            detail = " | ".join(line for line in output[-5:] if line.strip())
-            reason = f"the interpreter exited with {status}: {detail}"
-            return result.ImportCheck(status="failed", where=where, reason=reason)
+            return result.interpreter_died(where, status, output)
         return result.results_to_check(where, json.loads(raw)["results"])

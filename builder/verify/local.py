@@ -61,11 +61,8 @@ class LocalInterpreter:
                 written = out.read_text() if out.exists() else None
                 return result.timed_out(where, modules, written, result.IMPORT_TIMEOUT_S)
             if not out.exists():
-                detail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-                return result.ImportCheck(
-                    status="failed",
-                    where=where,
-                    reason=f"the interpreter exited with {proc.returncode}: " + " | ".join(detail),
+                return result.interpreter_died(
+                    where, proc.returncode, (proc.stderr or proc.stdout).splitlines()
                 )
             raw = json.loads(out.read_text())
         return result.results_to_check(where, raw["results"])

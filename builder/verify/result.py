@@ -96,6 +96,14 @@ def timed_out(where: str, modules: list[str], written: str | bytes | None, timeo
     )
 
 
+def interpreter_died(where: str, exit_status: object, output: list[str]) -> ImportCheck:
+    """The check when the interpreter wrote no results: it crashed or could not start."""
+    detail = " | ".join(line for line in output[-5:] if line.strip())
+    return ImportCheck(
+        status="failed", where=where, reason=f"the interpreter exited with {exit_status}: {detail}"
+    )
+
+
 def results_to_check(where: str, raw: dict[str, str | None]) -> ImportCheck:
     failed = any(error is not None for error in raw.values())
     return ImportCheck(status="failed" if failed else "passed", where=where, modules=raw)
