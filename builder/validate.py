@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import os
@@ -28,18 +29,38 @@ from builder.runtimes import Target
 from builder.store import DEFAULT_OUT, MANIFEST, TREE_DIR
 from builder.verify import ImportCheck, ImportCheckChoice, check_imports
 
+# What Lambda's runtime also fails on, whatever the function's environment: the handler's module
+# or one it imports is missing or cannot load, its code does not parse, or the function is not there.
+HANDLER_LOAD_ERRORS = ("ModuleNotFoundError", "ImportError", "SyntaxError", "IndentationError", "TabError",
+                       "AttributeError")  # fmt: skip
+
+
+def _handler_problem(handler: str, where: str, error: str) -> Problem:
+    if error.startswith(HANDLER_LOAD_ERRORS):
+        return Problem(
+            code="handler-not-found",
+            path=handler,
+            message=f"the handler {handler} cannot be loaded in {where}: {error}",
+            hint="Handler is module.function: that module must import (see the other problems) and "
+            "define that function",
+        )
+    # Anything else its module raised may need what Lambda gives it and this check does not: the
+    # function's environment variables, its role, the network. Not a pass, not a verdict either.
+    return Problem(
+        code="handler-unproven",
+        path=handler,
+        message=f"importing the handler {handler} raised, in {where}: {error}; on Lambda it runs with the "
+        "function's environment, which this check does not have",
+        hint="if it reads configuration at import time, that is expected here; if not, fix it",
+        severity="warning",
+    )
+
 
 def import_problems(check: ImportCheck, *, handler: str | None = None) -> list[Problem]:
     """The failures of an import check; handler is the function's Handler when it was checked."""
     entry = handler_entry(handler) if handler else None
     problems = [
-        Problem(
-            code="handler-not-found",
-            path=str(handler),
-            message=f"the handler {handler} cannot be loaded in {check.where}: {error}",
-            hint="Handler is module.function: that module must import (see the other problems) and "
-            "define that function",
-        )
+        _handler_problem(str(handler), check.where, error)
         if module == entry
         else Problem(
             code="import-failed",
@@ -108,9 +129,21 @@ def validate_tree(
         imports = ImportCheck(status="not-verified", where="", reason="not run: links lead outside the layer")
     else:
         imports = check_imports(root, target, modules, import_check=import_check)
+    problems += import_problems(imports, handler=handler)
     return ValidationReport(
-        target=target, problems=tuple(problems + import_problems(imports, handler=handler)), imports=imports
+        target=target, problems=tuple(problems), imports=_without_unproven(imports, problems)
     )
+
+
+def _without_unproven(imports: ImportCheck, problems: list[Problem]) -> ImportCheck:
+    """The import check as the verdict reads it: a handler whose module raised for want of the
+    function's environment is a warning (handler-unproven), not a failed import."""
+    unproven = {handler_entry(p.path) for p in problems if p.code == "handler-unproven"}
+    if not unproven:
+        return imports
+    modules = {module: error for module, error in imports.modules.items() if module not in unproven}
+    failed = any(error is not None for error in modules.values())
+    return dataclasses.replace(imports, modules=modules, status="failed" if failed else "passed")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -71,7 +71,9 @@ def validate_function(
     alone where their content was merged in (which proves the package carries it)."""
     layers = [] if merged else [build_dir / layer_id for layer_id in function.layers]
     with function_tree(build_dir / function.logical_id, layers) as source:
-        return validate_tree(source.tree, function.target, extra=source.problems)
+        return validate_tree(
+            source.tree, function.target, extra=source.problems, handler=function.handler or None
+        )
 
 
 Runner = Callable[[Command, Progress], None]
@@ -258,6 +260,11 @@ def deploy(
         if options.unsafe_skip_validation:
             progress.step("validate", f"SKIPPED for {function.logical_id} (--unsafe-skip-validation)")
             functions[function.logical_id] = "skipped"
+            continue
+        if not function.is_python_zip:
+            # Deployed as SAM built it; lambdakit has no facts to judge it by, and says so.
+            progress.step("validate", f"NOT VALIDATED: {function.logical_id} is not a Python zip function")
+            functions[function.logical_id] = "not-verified"
             continue
         progress.step("validate", f"function package {function.logical_id}")
         report = validate_function(app, function, build_dir, merged=plan.merge_layers)

@@ -11,8 +11,7 @@ It runs from the project root with the deploy's facts in its environment
 credentials), and prints template parameter overrides on stdout, one NAME=VALUE per
 line. They win over samconfig.toml's; `deploy --parameter` wins over both. What it
 writes on stderr is shown as the deploy's progress. A non-zero exit stops the deploy
-before the build. This repository's task application uses it to create its database
-secret and point DbHost at the host LocalStack's functions can reach.
+before the build: a secret to create, a host to point at, what only the application knows.
 """
 
 from __future__ import annotations
@@ -91,7 +90,12 @@ def before_hook(project: Path) -> str | None:
         config = tomllib.loads(path.read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise UsageError(f"cannot read {path}: {err}", hint="fix its TOML syntax", step="hook") from err
-    hook = config.get("deploy", {}).get("before")
+    section = config.get("deploy", {})
+    if not isinstance(section, dict):
+        raise UsageError(
+            f"{path}: deploy is not a table", hint="write [deploy] and its keys under it", step="hook"
+        )
+    hook = section.get("before")
     if hook is None:
         return None
     if not isinstance(hook, str) or not hook.strip():
@@ -104,7 +108,12 @@ def before_hook(project: Path) -> str | None:
 
 
 def hook_command(project: Path, hook: str) -> tuple[str, ...]:
-    argv = shlex.split(hook)
+    try:
+        argv = shlex.split(hook)
+    except ValueError as err:  # an unclosed quote
+        raise UsageError(
+            f"{CONFIG_FILE}: deploy.before {hook!r}: {err}", hint="fix its quoting", step="hook"
+        ) from err
     if argv[0].endswith(".py"):
         script = project / argv[0]
         if not script.is_file():
@@ -131,7 +140,7 @@ def run_before_hook(project: Path, hook: str, context: HookContext) -> HookResul
             timeout=HOOK_TIMEOUT_S,
             check=False,
         )
-    except FileNotFoundError as err:
+    except (FileNotFoundError, PermissionError) as err:
         raise UsageError(
             f"cannot run the deploy hook {hook!r}: {err}", hint="fix deploy.before", step="hook"
         ) from err

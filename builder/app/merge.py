@@ -129,6 +129,8 @@ def merge_layers(app: AppTemplate, build_dir: Path, project: Path) -> list[Merge
     """Copy each layer's content into the packages of the functions that use it."""
     records = []
     for function in app.functions:
+        if not function.layers or not function.is_python_zip:
+            continue
         package = build_dir / function.logical_id
         if not package.is_dir():
             raise UsageError(f"no function package at {package}", hint="run sam build first", step="merge")

@@ -109,12 +109,22 @@ def destination_region(destination: Destination, environment: SamEnvironment) ->
     return region
 
 
+# A parameter that says it holds a password carries one in plain text into CloudFormation's
+# history; one that names where a password is kept (DbPasswordSecretArn) is what to do instead.
+_REFERENCE_WORDS = ("secret", "arn", "name", "param", "ssm")
+
+
+def _names_a_password(key: str) -> bool:
+    lowered = key.lower()
+    return "password" in lowered and not any(word in lowered for word in _REFERENCE_WORDS)
+
+
 def deploy_parameters(
     environment: SamEnvironment, hooked: Mapping[str, str] = {}, given: Mapping[str, str] = {}
 ) -> dict[str, str]:
     """samconfig's parameter overrides, then the project hook's (hooks.py), then the command line's."""
     parameters = dict(environment.parameters) | dict(hooked) | dict(given)
-    leaked = sorted(key for key in parameters if "password" in key.lower())
+    leaked = sorted(key for key in parameters if _names_a_password(key))
     if leaked:
         raise UsageError(
             f"parameter overrides carry a password ({', '.join(leaked)})",

@@ -41,6 +41,13 @@ class FunctionSpec:
     package_type: str = "Zip"  # or Image: a container image, with neither Runtime nor CodeUri
 
     @property
+    def is_python_zip(self) -> bool:
+        """A zip package on a Python runtime: what lambdakit builds and validates. Others (Node,
+        Java, a container image) are deployed as they are and reported as not validated."""
+        # No Runtime at all is a zip function missing its runtime: its target says so.
+        return self.package_type == "Zip" and (not self.runtime or self.runtime.startswith("python"))
+
+    @property
     def target(self) -> Target:
         """The runtime and architecture this function runs on; a runtime Lambda lacks is a UsageError."""
         if not self.runtime:
@@ -71,7 +78,7 @@ class AppTemplate:
     def layer_target(self, layer_id: str) -> Target | None:
         """The one runtime and architecture a layer is built for: its functions'. None when no
         function uses it; a UsageError when they differ, since SAM builds one artifact per layer."""
-        targets = {f.target for f in self.users(layer_id)}
+        targets = {f.target for f in self.users(layer_id) if f.is_python_zip}
         if len(targets) > 1:
             described = ", ".join(sorted(t.describe() for t in targets))
             raise UsageError(
@@ -83,7 +90,7 @@ class AppTemplate:
     def function_targets(self) -> dict[str, Target]:
         """Each function's runtime and architecture. A UsageError, before anything runs, for a
         runtime Lambda lacks or a layer shared by functions on different targets."""
-        found = {f.logical_id: f.target for f in self.functions}
+        found = {f.logical_id: f.target for f in self.functions if f.is_python_zip}
         for layer in self.layers:
             self.layer_target(layer.logical_id)
         return found

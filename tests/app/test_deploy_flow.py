@@ -42,8 +42,12 @@ class FakeSam:
                 if self.layer_has_dep
                 else build / "DepsLayer/python/other.py"
             )
-            for function in ("ApiFunction", "WorkerFunction"):
-                write(build / function / "handler.py", "import dep\n")
+            # Each package holds its Handler's module (api.handler, worker.handler), which needs dep.
+            for function, module in (("ApiFunction", "api"), ("WorkerFunction", "worker")):
+                write(
+                    build / function / f"{module}.py",
+                    "import dep\n\ndef handler(event, context):\n    return {}\n",
+                )
 
 
 @pytest.fixture
@@ -114,3 +118,38 @@ def test_a_failing_hook_stops_the_deploy_before_the_build(project: Path, clients
     with pytest.raises(DeployFailed, match="no secret"):
         deploy(options, Silent(), run=sam, fetch=fetch, clients=clients)
     assert sam.ran == []
+
+
+def test_a_handler_that_is_not_there_is_never_deployed(project: Path, clients) -> None:
+    template = project / "template.yaml"
+    template.write_text(template.read_text().replace("Handler: api.handler", "Handler: api.nothing"))
+    sam = FakeSam(project, layer_has_dep=True)
+    options = DeployOptions(
+        destination="localstack", config_env="localstack", project=project, endpoint_url="http://ls:4566"
+    )
+    with pytest.raises(InvalidLayer) as err:
+        deploy(options, Silent(), run=sam, fetch=fetch, clients=clients)
+    assert sam.ran == ["sam build"]
+    assert ("handler-not-found", "api.nothing") in {
+        (p["code"], p["path"]) for p in err.value.report["problems"]
+    }
+
+
+def test_a_function_lambdakit_cannot_judge_is_deployed_as_not_verified(project: Path, clients) -> None:
+    template = project / "template.yaml"
+    node = (
+        "  WebFunction:\n    Type: AWS::Serverless::Function\n    Properties:\n"
+        "      CodeUri: web/\n      Handler: index.handler\n      Runtime: nodejs20.x\n      Layers: []\n"
+    )
+    template.write_text(template.read_text().replace("  Queue:\n", node + "  Queue:\n"))
+    sam = FakeSam(project, layer_has_dep=True)
+    options = DeployOptions(
+        destination="localstack", config_env="localstack", project=project, endpoint_url="http://ls:4566"
+    )
+    result = deploy(options, Silent(), run=sam, fetch=fetch, clients=clients)
+    assert sam.ran == ["sam build", "sam deploy"]
+    assert result.functions == {
+        "ApiFunction": "valid",
+        "WorkerFunction": "valid",
+        "WebFunction": "not-verified",
+    }

@@ -325,3 +325,12 @@ def test_a_function_without_a_runtime_says_so(tmp_path: Path) -> None:
     (tmp_path / "template.yaml").write_text("Resources:\n  F:\n    Type: AWS::Serverless::Function\n")
     with pytest.raises(UsageError, match="function F has no Runtime"):
         _ = read_template(tmp_path / "template.yaml").single_target
+
+
+def test_a_parameter_naming_where_a_password_is_kept_is_accepted(project: Path) -> None:
+    options = DeployOptions(destination="localstack", config_env="localstack", project=project)
+    kept = {"DbPasswordSecretArn": "arn:aws:secretsmanager:us-east-1:1:secret:x", "AdminPasswordParam": "/p"}
+    plan = plan_deploy(options, localstack=COMMUNITY, hooked=kept, tool=tools())
+    assert plan.parameters["DbPasswordSecretArn"].startswith("arn:")
+    with pytest.raises(UsageError, match=r"carry a password \(AdminPassword\)"):
+        plan_deploy(options, localstack=COMMUNITY, hooked={"AdminPassword": "x"}, tool=tools())

@@ -74,6 +74,7 @@ def test_stdout_that_is_not_an_override_is_refused(tmp_path: Path) -> None:
         ("[deploy\nbefore = 1", "cannot read"),
         ("[deploy]\nbefore = 1\n", "must be a command"),
         ('[deploy]\nbefore = "  "\n', "must be a command"),
+        ("deploy = 1\n", "deploy is not a table"),
     ],
 )
 def test_a_broken_config_is_a_usage_error(tmp_path: Path, config: str, message: str) -> None:
@@ -87,3 +88,13 @@ def test_a_missing_hook_is_named(tmp_path: Path) -> None:
         hook_command(tmp_path, "scripts/gone.py")
     with pytest.raises(UsageError, match="cannot run the deploy hook"):
         run_before_hook(tmp_path, "no-such-program-here", CONTEXT)
+
+
+def test_a_hook_with_an_unclosed_quote_or_not_executable_is_named(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="No closing quotation"):
+        hook_command(tmp_path, 'scripts/x.sh "unclosed')
+    script = tmp_path / "hook.sh"
+    script.write_text("#!/bin/sh\necho A=1\n")
+    script.chmod(0o644)
+    with pytest.raises(UsageError, match="cannot run the deploy hook"):
+        run_before_hook(tmp_path, str(script), CONTEXT)

@@ -25,7 +25,10 @@ pytestmark = pytest.mark.network
 REPO = Path(__file__).resolve().parents[2]
 TARGET = target("python3.12", host_arch())
 # What the wheel must carry beside the code: a wheel without one of them fails only when it is used.
-DATA_FILES = ("runtimes.json", "base-libraries.json", "Dockerfile.build", "localstack-init.py")
+DATA_FILES = (
+    "runtimes.json", "base-libraries.json", "Dockerfile.build", "localstack-init.py",
+    "recipes/psycopg2.txt", "recipes/psycopg.txt",
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +99,14 @@ def test_images_list_from_an_unrelated_folder(lambdakit: Path, tmp_path: Path) -
     present = {row["image"] for row in listed["images"] if row["present"]}
     # The session's stand-ins (tests/docker/conftest.py) are there, seen through the installed copy.
     assert {TARGET.runtime_image, TARGET.build_image} <= present
+
+
+def test_the_built_in_recipes_work_from_the_installed_copy(lambdakit: Path, tmp_path: Path) -> None:
+    code, listed = _run(lambdakit, tmp_path, "layers")
+    assert code == 0, listed
+    assert {"psycopg2", "psycopg"} <= {row["name"] for row in listed["layers"] if row["source"] == "built-in"}
+    code, built = _run(lambdakit, tmp_path, "build-layer", "psycopg2", "--backend", "uv",
+                       "--runtime", TARGET.runtime, "--arch", TARGET.arch.name, "--out", "out")  # fmt: skip
+    assert code == 0, built
+    assert built["requirements"]["origin"] == "built-in"
+    assert built["manifest"]["packages"]["psycopg2-binary"] == "2.9.11"
