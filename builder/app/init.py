@@ -110,7 +110,8 @@ class InitPlan:
     functions: tuple[str, ...]  # the functions that use the layer
     files: tuple[ProjectFile, ...]
     additions: tuple[TemplateAddition, ...]
-    original_template: str
+    original_template: str  # as Python reads text: every line ending a "\n"
+    newline: str  # the template's own line ending, which its edited text is written with
     edited_template: str | None  # the new template text, with --edit-template and something to add
     notes: tuple[str, ...]
 
@@ -217,6 +218,7 @@ def plan_init(options: InitOptions) -> InitPlan:
         files=tuple(files),
         additions=tuple(editor.additions),
         original_template=text,
+        newline=_newline(template, editing=options.edit_template),
         edited_template=edited,
         notes=tuple(notes),
     )
@@ -236,7 +238,7 @@ def apply_init(plan: InitPlan) -> InitResult:
                 f"{plan.template} changed while init ran: it was not edited",
                 hint="run lambdakit init again",
             )
-        _replace(target, plan.edited_template)
+        _replace(target, plan.edited_template.replace("\n", plan.newline))
     return InitResult(plan=plan, written=tuple(written), template_edited=plan.edited_template is not None)
 
 
@@ -256,6 +258,19 @@ def _layer_name(options: InitOptions) -> str:
 
 def _yaml() -> YAML:
     return YAML(typ="rt")
+
+
+def _newline(template: Path, *, editing: bool) -> str:
+    """The template's line ending, CRLF (Windows) or LF. One that mixes them cannot be edited
+    without changing lines of the user's."""
+    raw = template.read_bytes()
+    crlf = raw.count(b"\r\n")
+    if editing and crlf and crlf != raw.count(b"\n"):
+        raise UsageError(
+            f"{template} mixes line endings: init cannot add lines without changing some of yours",
+            hint="run init without --edit-template and add the lines it prints by hand",
+        )
+    return "\r\n" if crlf else "\n"
 
 
 def _load(template: Path) -> tuple[str, CommentedMap]:

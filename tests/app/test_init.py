@@ -443,3 +443,27 @@ def test_sam_build_builds_the_layer_and_the_function_with_lambdakit(project: Pat
     assert (built / "ReportApi" / "app.py").is_file() and (built / "ReportApi" / "six.py").is_file()
     assert not (built / "ReportApi" / "Makefile").exists()
     assert (built / "ReportWorker" / "worker.py").is_file()  # not chosen: SAM's own build
+
+
+def test_a_template_with_windows_line_endings_keeps_them_on_every_line(project: Path) -> None:
+    template = project / "template.yaml"
+    original = TEMPLATE.replace("\n", "\r\n").encode()
+    template.write_bytes(original)
+    result = init(project, "--edit-template")
+    assert result.returncode == 0, result.stderr
+    edited = template.read_bytes()
+    assert b"\n" not in edited.replace(b"\r\n", b"")  # every line ends the user's way
+    lines = edited.split(b"\r\n")
+    assert all(line in lines for line in original.split(b"\r\n"))
+    assert b"  Psycopg2Layer:" in lines
+
+
+def test_a_template_that_mixes_line_endings_is_not_edited(project: Path) -> None:
+    template = project / "template.yaml"
+    mixed = TEMPLATE.replace("\n", "\r\n", 3).encode()
+    template.write_bytes(mixed)
+    result = init(project, "--edit-template")
+    assert result.returncode == 2
+    assert "mixes line endings" in result.stderr
+    assert template.read_bytes() == mixed
+    assert not (project / "layers").exists()
