@@ -28,8 +28,10 @@ CODES: dict[str, str] = {
     "paths or links leading outside it",
     "missing-dependency": "a distribution's requirement (Requires-Dist, markers for the runtime) is not met",
     "handler-not-found": "a function's Handler (module.function) cannot be imported or looked up",
+    "handler-unproven": "importing a function's Handler raised what may need the function's environment",
     "unknown-runtime": "a Python runtime or architecture in a SAM template that lambdakit has no facts for",
     "missing-folder": "a folder the SAM build output's template names (CodeUri, ContentUri) does not exist",
+    "layer-overwrite": "a later layer of a function replaces a file of an earlier one in /opt",
 }
 
 
@@ -40,20 +42,28 @@ class Problem:
     message: str
     hint: str
     severity: Severity = "error"
+    # Which artifact the file came from, where one view assembles several (validate --deployed:
+    # "function package", "layer NAME:VERSION"). Written only when set: layer.json stays as it was.
+    source: str = ""
 
     def __post_init__(self) -> None:
         if self.code not in CODES:
             raise ValueError(f"unknown problem code {self.code!r}")
 
     def to_dict(self) -> dict[str, str]:
-        return asdict(self)
+        data = asdict(self)
+        if not self.source:
+            del data["source"]
+        return data
 
     @classmethod
     def from_dict(cls, data: object) -> Problem:
         """A problem as to_dict wrote it (read back from layer.json); ValueError for anything else."""
         names = {f.name for f in fields(cls)}
         if not (
-            isinstance(data, dict) and set(data) == names and all(isinstance(v, str) for v in data.values())
+            isinstance(data, dict)
+            and names - {"source"} <= set(data) <= names
+            and all(isinstance(v, str) for v in data.values())
         ):
             raise ValueError(f"not a problem: {data!r}")
         if data["severity"] not in get_args(Severity):

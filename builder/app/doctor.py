@@ -9,12 +9,20 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from builder.app.localstack_info import DEFAULT_LOCALSTACK_URL, Fetch, detect_localstack, fetch_json
-from builder.app.plan import find_tool
+import botocore.exceptions
+
+from builder.app.deploy import Clients, aws_clients
+from builder.app.destination import DEFAULT_LOCALSTACK_URL
+from builder.app.localstack_info import Fetch, LocalStackInfo, detect_localstack, fetch_json
+from builder.app.plan import destination_region, find_tool
+from builder.app.samconfig import read_samconfig
 from builder.app.template import read_template
 from builder.docker import container, images
 from builder.errors import LambdakitError
@@ -23,6 +31,19 @@ from builder.runtimes import DEFAULT_ARCH, DEFAULT_RUNTIME, Target, all_targets,
 
 SCHEMA = 1
 VERSION_TIMEOUT_S = 60
+# The samconfig.toml environment whose stack is looked at: the one `lambdakit deploy` uses for LocalStack.
+LOCALSTACK_ENV = "localstack"
+# How a failure reaches a function's log: Lambda's Python runtime writes an unhandled exception as
+# "[ERROR] ..." with its "Traceback", a handler module that cannot be imported as
+# Runtime.ImportModuleError, and the sandbox a timeout as "Task timed out after N seconds".
+ERROR_MARKERS = ("[ERROR]", "Runtime.ImportModuleError", "Task timed out", "Traceback")
+# "Recent" is 15 minutes: a deploy and what is tried right after it (an e2e run, a queue's
+# redeliveries: maxReceiveCount 3 times a visibility timeout of a few minutes). Older lines are
+# history. Lines from before the function's code last changed are left out whatever the window:
+# they describe code that is no longer deployed.
+RECENT_ERRORS_S = 15 * 60
+# A log line shown in a finding is cut to this many characters.
+SHOWN_LINE_CHARS = 200
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,6 +162,115 @@ def check_interpreter(t: Target, *, needed: bool) -> Finding:
     return Finding(name=name, ok=True, detail=str(interpreter), optional=not needed)
 
 
+def diagnose_command(function: str, endpoint_url: str) -> str:
+    """The command that validates a deployed function as Lambda assembles it (its code and layers)."""
+    command = f"lambdakit validate --deployed {function} --target localstack"
+    if endpoint_url.rstrip("/") != DEFAULT_LOCALSTACK_URL:
+        command += f" --endpoint-url {endpoint_url}"
+    return command
+
+
+def error_lines(lines: Iterable[str]) -> list[str]:
+    return [line for line in lines if any(marker in line for marker in ERROR_MARKERS)]
+
+
+def _epoch_ms(timestamp: object) -> int:
+    """Lambda's LastModified (2024-05-01T12:00:00.000+0000) in milliseconds; 0 when unreadable."""
+    try:
+        return int(datetime.fromisoformat(str(timestamp)).timestamp() * 1000)
+    except ValueError:
+        return 0
+
+
+def function_log_lines(logs_client: Any, function: str, since_ms: int) -> list[str]:
+    """The function's CloudWatch Logs lines since since_ms; [] when it has logged nothing yet (no
+    group). Any other failure raises: an unread log is not a clean one."""
+    lines: list[str] = []
+    try:
+        paginator = logs_client.get_paginator("filter_log_events")
+        for page in paginator.paginate(logGroupName=f"/aws/lambda/{function}", startTime=since_ms):
+            lines += [event["message"].rstrip("\n") for event in page.get("events", [])]
+    except botocore.exceptions.ClientError as err:
+        if err.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return []
+        raise
+    return lines
+
+
+def check_function_logs(
+    lambda_client: Any, logs_client: Any, logical_id: str, function: str, *, now_ms: int, endpoint_url: str
+) -> Finding:
+    """Whether a deployed function logged errors recently, and if so the command that diagnoses it."""
+    name = f"{logical_id} logs"
+    window = f"the last {RECENT_ERRORS_S // 60} minutes"
+    try:
+        config = lambda_client.get_function_configuration(FunctionName=function)
+        since_ms = max(now_ms - RECENT_ERRORS_S * 1000, _epoch_ms(config.get("LastModified")))
+        lines = function_log_lines(logs_client, function, since_ms)
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
+        return Finding(name=name, ok=False, detail=f"not checked: {function}: {err}", optional=True)
+    errors = error_lines(lines)
+    if not errors:
+        detail = f"{function}: no errors logged in {window} (nor since its code last changed)"
+        return Finding(name=name, ok=True, detail=detail, optional=True)
+    return Finding(
+        name=name,
+        ok=False,
+        detail=f"{function} logged {len(errors)} error line{'' if len(errors) == 1 else 's'} in {window}, "
+        "the latest: "
+        f"{errors[-1][:SHOWN_LINE_CHARS]}",
+        fix=diagnose_command(function, endpoint_url),
+        optional=True,
+    )
+
+
+def check_deployed_functions(
+    project: Path,
+    endpoint_url: str,
+    config_env: str = LOCALSTACK_ENV,
+    *,
+    fetch: Fetch = fetch_json,
+    clients: Callable[[str, LocalStackInfo | None], Clients] = aws_clients,
+    now_ms: int | None = None,
+) -> list[Finding]:
+    """One finding per function of the project's stack on LocalStack (only there: doctor looks at
+    this machine), or one saying why none was checked."""
+
+    def not_checked(why: str) -> list[Finding]:
+        detail = f"not checked: {why} (LocalStack only)"
+        return [Finding(name="deployed functions' logs", ok=False, detail=detail, optional=True)]
+
+    try:
+        environment = read_samconfig(project / "samconfig.toml", config_env)
+        localstack = detect_localstack(endpoint_url, fetch)
+        client = clients(destination_region("localstack", environment), localstack)
+    except LambdakitError as err:
+        return not_checked(err.message)
+    stack = environment.stack_name
+    try:
+        paginator = client("cloudformation").get_paginator("list_stack_resources")
+        functions = [
+            (resource["LogicalResourceId"], resource["PhysicalResourceId"])
+            for page in paginator.paginate(StackName=stack)
+            for resource in page.get("StackResourceSummaries", [])
+            if resource.get("ResourceType") == "AWS::Lambda::Function" and resource.get("PhysicalResourceId")
+        ]
+        lambda_client, logs_client = client("lambda"), client("logs")
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, LambdakitError) as err:
+        if "does not exist" in str(err):
+            return not_checked(f"stack {stack} is not deployed at {localstack.url} (lambdakit deploy)")
+        return not_checked(f"cannot list stack {stack}'s resources: {err}")
+    if not functions:
+        return not_checked(f"stack {stack} has no functions")
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    return [
+        check_function_logs(
+            lambda_client, logs_client, logical_id, name, now_ms=now, endpoint_url=endpoint_url
+        )
+        for logical_id, name in functions
+    ]
+
+
 def app_target(project: Path) -> Target:
     """The template's runtime and architecture; the defaults when there is no readable template
     or its functions run on several."""
@@ -155,6 +285,7 @@ def doctor(
     project: Path = Path(),
     *,
     endpoint_url: str = DEFAULT_LOCALSTACK_URL,
+    config_env: str = LOCALSTACK_ENV,
     environ: Mapping[str, str] = os.environ,
 ) -> DoctorReport:
     app = app_target(project)
@@ -171,6 +302,7 @@ def doctor(
         ),
         check_localstack(endpoint_url),
         check_postgres(environ.get("PGHOST", "127.0.0.1"), environ.get("PGPORT", "5432")),
+        *check_deployed_functions(project, endpoint_url, config_env),
     ]
     seen = set()
     for t in all_targets():

@@ -19,7 +19,6 @@ import docker.errors
 from builder.docker import container, network
 from builder.errors import EnvironmentProblem
 
-DEFAULT_LOCALSTACK_URL = "http://127.0.0.1:4566"
 # What LocalStack reports in /_localstack/info for editions that apply layers.
 PAID_EDITIONS = frozenset({"pro", "enterprise", "ultimate", "team"})
 PROBE_TIMEOUT_S = 3.0

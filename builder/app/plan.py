@@ -12,10 +12,9 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
+from builder.app.destination import DEFAULT_LOCALSTACK_URL, Destination
 from builder.app.localstack_info import (
-    DEFAULT_LOCALSTACK_URL,
     LOCALSTACK_CREDENTIALS,
     LOCALSTACK_REGION,
     LocalStackInfo,
@@ -24,9 +23,6 @@ from builder.app.samconfig import SamEnvironment, read_samconfig
 from builder.app.template import AppTemplate, read_template
 from builder.errors import EnvironmentProblem, UsageError
 
-# Where an app is deployed (--target): not a builder.runtimes.Target, which is a runtime and architecture.
-Destination = Literal["localstack", "aws"]
-DESTINATIONS: tuple[Destination, ...] = ("localstack", "aws")
 BUILD_TIMEOUT_S = 1800
 DEPLOY_TIMEOUT_S = 1800
 SAM_ENV = {"SAM_CLI_TELEMETRY": "0"}

@@ -11,45 +11,21 @@ from pathlib import Path
 import click
 
 from builder.app.deploy import DeployResult, deploy
+from builder.app.destination import Destination
 from builder.app.doctor import doctor
 from builder.app.e2e import E2EResult, e2e
-from builder.app.localstack_info import DEFAULT_LOCALSTACK_URL
-from builder.app.plan import DESTINATIONS, DeployOptions, Destination
-from builder.cli.options import JSON_OPTION
+from builder.app.plan import DeployOptions
+from builder.cli.options import (
+    DEFAULT_ENV,
+    DESTINATION_OPTION,
+    ENDPOINT_OPTION,
+    ENV_OPTION,
+    JSON_OPTION,
+    PROJECT_OPTION,
+)
 from builder.cli.render import TerminalProgress, emit_json, user_errors
 from builder.errors import EXIT_INVALID, EXIT_NOT_VERIFIED, EXIT_OK, EXIT_USAGE
 from builder.progress import Progress, Silent
-
-# The samconfig.toml environment used when --env is not given; AWS has none, so
-# that a production deploy is always asked for by name.
-DEFAULT_ENV = {"localstack": "localstack"}
-
-DESTINATION_OPTION = click.option(
-    "--target",
-    "destination",
-    type=click.Choice(DESTINATIONS),
-    default="localstack",
-    show_default=True,
-    help="localstack: the LocalStack at --endpoint-url. aws: the account of your AWS credentials.",
-)
-ENV_OPTION = click.option(
-    "--env",
-    "config_env",
-    help="samconfig.toml environment (--config-env). Default: localstack for LocalStack; required for AWS.",
-)
-ENDPOINT_OPTION = click.option(
-    "--endpoint-url",
-    envvar="LAMBDAKIT_LOCALSTACK_URL",
-    default=DEFAULT_LOCALSTACK_URL,
-    show_default=True,
-    help="LocalStack's address (env LAMBDAKIT_LOCALSTACK_URL).",
-)
-PROJECT_OPTION = click.option(
-    "--project-dir",
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    default=Path(),
-    help="Where template.yaml and samconfig.toml are. Default: the current directory.",
-)
 
 
 def _options(
@@ -131,12 +107,13 @@ def deploy_command(
       lambdakit deploy --target aws --env prod --no-execute-changeset
       lambdakit deploy --target aws --env prod
 
-    Every layer and function package is built and validated for the template's
-    runtime and architecture first; nothing invalid is deployed. On a LocalStack
-    that does not apply layers (Community), the layers' content is copied into
-    the function packages that use them. The database password is never a
-    parameter: it lives in the secret DbSecretName names (on LocalStack it is
-    created from POSTGRES_PASSWORD when missing).
+    Every layer and Python function package is built and validated for its own
+    runtime and architecture first, its Handler included; nothing invalid is
+    deployed, and a function lambdakit cannot judge (Node, an image) is deployed
+    as "not verified" (exit 3). On a LocalStack that does not apply layers
+    (Community), the layers' content is copied into the function packages that
+    use them. What only the application knows (a secret to create, a host to
+    point at) runs first in its own hook: lambdakit.toml's [deploy] before.
     """
     options = _options(
         destination,
@@ -160,7 +137,8 @@ def deploy_command(
     if not result.ok:
         sys.exit(EXIT_INVALID)
     # Deployed, but what runs was not checked: never the exit code of a checked deploy.
-    sys.exit(EXIT_NOT_VERIFIED if "skipped" in result.functions.values() else EXIT_OK)
+    unchecked = {"skipped", "not-verified"} & set(result.functions.values())
+    sys.exit(EXIT_NOT_VERIFIED if unchecked else EXIT_OK)
 
 
 def _render_deploy(result: DeployResult) -> None:
@@ -248,15 +226,26 @@ def _render_e2e(result: E2EResult) -> None:
 @click.command("doctor")
 @ENDPOINT_OPTION
 @PROJECT_OPTION
+@click.option(
+    "--env",
+    "config_env",
+    default=DEFAULT_ENV["localstack"],
+    show_default=True,
+    help="samconfig.toml environment of the stack whose functions' logs are read on LocalStack.",
+)
 @JSON_OPTION
-def doctor_command(endpoint_url: str, project_dir: Path, json_output: bool) -> None:
+def doctor_command(endpoint_url: str, project_dir: Path, config_env: str, json_output: bool) -> None:
     """What this machine has for building, checking and deploying, and how to get the rest.
 
     Exits 2 (an environment error) when something every workflow needs is
-    missing; lines marked "optional" are needed by some workflows only.
+    missing; lines marked "optional" are needed by some workflows only. When the
+    project's stack is deployed on LocalStack, each function's CloudWatch Logs of
+    the last 15 minutes are read for errors ([ERROR], Runtime.ImportModuleError,
+    Task timed out, Traceback); a function that logged any is named with the
+    command that diagnoses it (lambdakit validate --deployed).
     """
     with user_errors(json_output):
-        report = doctor(project_dir, endpoint_url=endpoint_url)
+        report = doctor(project_dir, endpoint_url=endpoint_url, config_env=config_env)
     if json_output:
         emit_json(report.to_dict())
     else:

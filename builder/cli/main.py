@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "localstack": "builder.cli.localstack:localstack_group",
     "bridge-address": "builder.cli.localstack:bridge_address_command",
     "package-function": "builder.cli.function:package_function_command",
+    "publish-layer": "builder.cli.publish:publish_layer_command",
 }
 
 

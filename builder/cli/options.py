@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
 
 from builder import runtimes
+from builder.app.destination import DEFAULT_LOCALSTACK_URL, DESTINATIONS
 from builder.errors import EXIT_INVALID, EXIT_NOT_VERIFIED, EXIT_OK
 from builder.verify import IMPORT_CHECK_CHOICES
 
@@ -84,3 +86,37 @@ def verdict_exit(verdict: str) -> int:
     return {"valid": EXIT_OK, "invalid": EXIT_INVALID, "not-verified": EXIT_NOT_VERIFIED}.get(
         verdict, EXIT_OK
     )
+
+
+# The samconfig.toml environment used when --env is not given; AWS has none, so
+# that a production deploy is always asked for by name.
+DEFAULT_ENV = {"localstack": "localstack"}
+
+DESTINATION_OPTION = click.option(
+    "--target",
+    "destination",
+    type=click.Choice(DESTINATIONS),
+    default="localstack",
+    show_default=True,
+    help="localstack: the LocalStack at --endpoint-url. aws: the account of your AWS credentials.",
+)
+ENV_OPTION = click.option(
+    "--env",
+    "config_env",
+    help="samconfig.toml environment (--config-env). Default: localstack for LocalStack; required for AWS.",
+)
+ENDPOINT_OPTION = click.option(
+    "--endpoint-url",
+    envvar="LAMBDAKIT_LOCALSTACK_URL",
+    default=DEFAULT_LOCALSTACK_URL,
+    show_default=True,
+    help="LocalStack's address (env LAMBDAKIT_LOCALSTACK_URL).",
+)
+PROJECT_OPTION = click.option(
+    "--project-dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=Path(),
+    help="Where template.yaml and samconfig.toml are. Default: the current directory.",
+)
+
+VERDICT_COLOUR = {"valid": "green", "invalid": "red", "not-verified": "yellow"}

@@ -383,14 +383,22 @@ def test_the_seeds_broken_worker_is_refused_before_anything_is_deployed(
     }
 
 
+@pytest.fixture(scope="module")
+def seed_deployed_unchecked(
+    localstack: LocalStackInfo, seed_project: Path, pg: Cluster
+) -> subprocess.CompletedProcess[str]:
+    """The seed's worker deployed with `--unsafe-skip-validation` (what the tests below look at)."""
+    return lambdakit(*deploy_args(localstack, seed_project, pg), "--unsafe-skip-validation")
+
+
 def test_the_seeds_broken_worker_deployed_unchecked_fails_with_the_seeds_error(
     localstack: LocalStackInfo,
     seed_project: Path,
-    pg: Cluster,
+    seed_deployed_unchecked: subprocess.CompletedProcess[str],
     db: Database,
     aws: Aws,
 ) -> None:
-    deployed = lambdakit(*deploy_args(localstack, seed_project, pg), "--unsafe-skip-validation")
+    deployed = seed_deployed_unchecked
     # Deployed, but unchecked: exit 3, "not verified", never the 0 of a checked deploy.
     assert deployed.returncode == 3, deployed.stdout[-3000:] + deployed.stderr[-3000:]
     document = json.loads(deployed.stdout)
@@ -425,6 +433,63 @@ def test_the_seeds_broken_worker_deployed_unchecked_fails_with_the_seeds_error(
     assert text.returncode == 1
     assert "e2e failed at 'queue + worker'" in text.stdout
     assert SEED_ERROR in text.stdout
+
+
+def validate_deployed(
+    localstack: LocalStackInfo, function: str, cache: Path, *options: str
+) -> subprocess.CompletedProcess[str]:
+    argv = [str(BIN / "lambdakit"), "validate", "--deployed", function, "--target", "localstack",
+            "--endpoint-url", localstack.url, *options]  # fmt: skip
+    env = {**os.environ, "LAMBDAKIT_CACHE": str(cache)}
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600, check=False)
+
+
+def validate_deployed_json(localstack: LocalStackInfo, function: str, cache: Path) -> dict[str, Any]:
+    """`lambdakit validate --deployed FUNCTION --json`; its exit code goes into the document's "exit"."""
+    result = validate_deployed(localstack, function, cache, "--json")
+    return {**json.loads(result.stdout), "exit": result.returncode}
+
+
+def test_validate_deployed_names_the_seeds_broken_file_and_error_in_one_command(
+    localstack: LocalStackInfo,
+    seed_deployed_unchecked: subprocess.CompletedProcess[str],
+    aws: Aws,
+    tmp_path: Path,
+) -> None:
+    """What the seed's team needed: the deployed worker read back from Lambda, and why it cannot load."""
+    assert seed_deployed_unchecked.returncode == 3, seed_deployed_unchecked.stderr[-3000:]
+    stack = json.loads(seed_deployed_unchecked.stdout)["stack"]["name"]
+    worker = physical_id(aws("cloudformation"), stack, "WorkerFunction")
+    document = validate_deployed_json(localstack, worker, tmp_path)
+    assert (document["exit"], document["verdict"]) == (1, "invalid"), document
+    assert document["function"]["handler"] == "worker.handler.lambda_handler"
+    problems = {(p["code"], p["path"]): p for p in document["report"]["problems"]}
+    abi = problems.get(("abi-mismatch", "python/psycopg2/_psycopg.cpython-311-x86_64-linux-gnu.so"))
+    assert abi is not None, sorted(problems)
+    assert abi["source"] == "function package"
+    handler = problems["handler-not-found", "worker.handler.lambda_handler"]
+    assert "No module named 'psycopg2._psycopg'" in handler["message"]
+    assert handler["source"] == "function package"
+
+    text = validate_deployed(localstack, worker, tmp_path)
+    print(f"\n$ lambdakit validate --deployed {worker} --target localstack\n{text.stdout}")
+    assert text.returncode == 1
+    assert "from function package:" in text.stdout
+    assert "python/psycopg2/_psycopg.cpython-311-x86_64-linux-gnu.so" in text.stdout
+    # The second run found every zip in the cache.
+    assert "downloaded" not in text.stdout
+
+
+def test_validate_deployed_finds_the_healthy_worker_valid(
+    localstack: LocalStackInfo, deployed: dict[str, Any], aws: Aws, tmp_path: Path
+) -> None:
+    """Its psycopg2 layer is attached and, on Community, merged into the package too: both load."""
+    worker = physical_id(aws("cloudformation"), deployed["stack"]["name"], "WorkerFunction")
+    document = validate_deployed_json(localstack, worker, tmp_path)
+    assert (document["exit"], document["verdict"]) == (0, "valid"), document
+    assert len(document["layers"]) == 1
+    assert document["overwrites"] == []
+    assert document["report"]["imports"]["modules"]["worker.handler:lambda_handler"] is None
 
 
 # --- architectures --------------------------------------------------------------------------------

@@ -8,14 +8,24 @@ import os
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from builder.app import doctor
+from builder.app.deploy import aws_clients
+from builder.app.destination import DEFAULT_LOCALSTACK_URL
 from builder.app.doctor import (
+    RECENT_ERRORS_S,
     DoctorReport,
     Finding,
+    check_deployed_functions,
+    check_function_logs,
     check_interpreter,
     check_localstack,
     check_postgres,
@@ -202,3 +212,148 @@ def test_doctor_exits_0_when_only_optional_checks_fail(project: Path, tmp_path: 
     assert found["sam"]["ok"] and not found["sam"]["optional"]
     assert found["python3.12 interpreter"]["ok"] and not found["python3.12 interpreter"]["optional"]
     assert "scripts/ensure-docker.sh" in found["docker engine"]["fix"]
+
+
+# --- deployed functions' logs: errors point to `lambdakit validate --deployed` (moto's CloudWatch Logs) ---
+
+IMPORT_ERROR = (
+    "[ERROR] Runtime.ImportModuleError: Unable to import module 'worker': No module named 'psycopg2._psycopg'"
+)
+ROLE_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+]})  # fmt: skip
+FUNCTION_TEMPLATE = json.dumps({"Resources": {
+    "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": json.loads(ROLE_POLICY)}},
+    "WorkerFunction": {"Type": "AWS::Lambda::Function", "Properties": {
+        "FunctionName": "mini-local-worker", "Runtime": "python3.12", "Handler": "worker.handler",
+        "Role": {"Fn::GetAtt": ["Role", "Arn"]}, "Code": {"ZipFile": "def handler(e, c):\n    return 1\n"},
+    }},
+}})  # fmt: skip
+COMMUNITY = {
+    "/_localstack/health": {"services": {"lambda": "running", "logs": "running"}},
+    "/_localstack/info": {"version": "4.14.0", "edition": "community", "is_docker": True},
+}
+
+
+def fake_localstack(url: str) -> dict:
+    return COMMUNITY[url.removeprefix("http://ls")]
+
+
+def moto_clients(region: str, localstack: object) -> Any:
+    """What aws_clients gives for LocalStack, answered by moto (which intercepts AWS's endpoints only)."""
+    return aws_clients(region, None)
+
+
+def log(group: str, *events: tuple[int, str]) -> None:
+    logs = boto3.client("logs", region_name="us-east-1")
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="2026/01/01/[$LATEST]abc")
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName="2026/01/01/[$LATEST]abc",
+        logEvents=[{"timestamp": at, "message": message} for at, message in events],
+    )
+
+
+@pytest.fixture
+def deployed(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The project's localstack stack (mini-local) deployed with its worker function, in moto."""
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        cloudformation = boto3.client("cloudformation", region_name="us-east-1")
+        cloudformation.create_stack(StackName="mini-local", TemplateBody=FUNCTION_TEMPLATE)
+        yield project
+
+
+def test_a_function_that_logged_an_import_error_is_named_with_the_command_that_diagnoses_it(
+    deployed: Path,
+) -> None:
+    deployed_at = int(time.time() * 1000)
+    log(
+        "/aws/lambda/mini-local-worker",
+        (deployed_at + 1000, "START RequestId: 1"),
+        (deployed_at + 2000, IMPORT_ERROR),
+    )
+    now = deployed_at + 3000
+
+    [finding] = check_deployed_functions(
+        deployed, "http://ls", fetch=fake_localstack, clients=moto_clients, now_ms=now
+    )
+    assert (finding.name, finding.ok, finding.optional) == ("WorkerFunction logs", False, True)
+    assert (
+        finding.fix
+        == "lambdakit validate --deployed mini-local-worker --target localstack --endpoint-url http://ls"
+    )
+    assert "mini-local-worker logged 1 error line in the last 15 minutes" in finding.detail
+    assert finding.detail.endswith("No module named 'psycopg2._psycopg'")
+
+    lambda_client = boto3.client("lambda", region_name="us-east-1")
+    logs_client = boto3.client("logs", region_name="us-east-1")
+    default = check_function_logs(
+        lambda_client, logs_client, "WorkerFunction", "mini-local-worker", now_ms=now,
+        endpoint_url=DEFAULT_LOCALSTACK_URL,
+    )  # fmt: skip
+    assert default.fix == "lambdakit validate --deployed mini-local-worker --target localstack"
+
+
+def test_errors_before_the_window_or_the_last_update_are_history(deployed: Path) -> None:
+    now = int(time.time() * 1000)
+    # Within the window but before the function's code was deployed, and a Traceback long ago.
+    log(
+        "/aws/lambda/mini-local-worker",
+        (now - (RECENT_ERRORS_S + 60) * 1000, "Traceback (most recent call last):"),
+        (now - 60_000, "Task timed out after 3.00 seconds"),
+        (now + 1000, "END RequestId: 2"),
+    )
+    [finding] = check_deployed_functions(deployed, "http://ls", fetch=fake_localstack, clients=moto_clients)
+    assert finding.ok, finding
+    assert "no errors logged in the last 15 minutes" in finding.detail
+
+    # The same timeout once the code has not changed since: it counts.
+    later = now + 120_000
+    lambda_client = boto3.client("lambda", region_name="us-east-1")
+    logs_client = boto3.client("logs", region_name="us-east-1")
+    logs_client.put_log_events(
+        logGroupName="/aws/lambda/mini-local-worker",
+        logStreamName="2026/01/01/[$LATEST]abc",
+        logEvents=[{"timestamp": later - 1000, "message": "2026-01-01 Task timed out after 3.00 seconds"}],
+    )
+    found = check_function_logs(
+        lambda_client,
+        logs_client,
+        "WorkerFunction",
+        "mini-local-worker",
+        now_ms=later,
+        endpoint_url="http://ls",
+    )
+    assert not found.ok and "Task timed out" in found.detail
+
+
+def test_a_function_with_no_log_group_has_logged_no_errors(deployed: Path) -> None:
+    [finding] = check_deployed_functions(deployed, "http://ls", fetch=fake_localstack, clients=moto_clients)
+    assert finding.ok and finding.fix == ""
+
+
+def test_deployed_functions_not_checked_says_why(
+    project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    def down(url: str) -> dict:
+        raise OSError("connection refused")
+
+    [no_localstack] = check_deployed_functions(project, "http://ls", fetch=down, clients=moto_clients)
+    assert (no_localstack.ok, no_localstack.optional) == (False, True)
+    assert no_localstack.detail.startswith("not checked: LocalStack does not answer at http://ls")
+
+    [no_samconfig] = check_deployed_functions(
+        tmp_path_factory.mktemp("no-project"), "http://ls", fetch=fake_localstack, clients=moto_clients
+    )
+    assert no_samconfig.detail.startswith("not checked: cannot read") and not no_samconfig.ok
+
+    with mock_aws():
+        [no_stack] = check_deployed_functions(
+            project, "http://ls", fetch=fake_localstack, clients=moto_clients
+        )
+    assert no_stack.detail == (
+        "not checked: stack mini-local is not deployed at http://ls (lambdakit deploy) (LocalStack only)"
+    )
+    assert DoctorReport(findings=(no_stack,)).ok  # informational: never fails doctor
