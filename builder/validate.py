@@ -288,29 +288,42 @@ def _archive_problems(members: list[zipfile.ZipInfo]) -> list[Problem]:
 
 
 def _extract(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], dest: Path) -> None:
+    """Unpack in two passes: folders and files first, while the archive has made no link that a
+    path could run through; then its links, each checked where it leads once all of them exist
+    (a chain of links that are harmless one by one can still lead out)."""
+    root = dest.resolve()
     written = 0
+    links = [info for info in members if stat.S_ISLNK(info.external_attr >> 16)]
     for info in members:
+        if info in links:
+            continue
         target = dest / info.filename
-        mode = info.external_attr >> 16
         if info.is_dir():
             target.mkdir(parents=True, exist_ok=True)
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        if stat.S_ISLNK(mode):
-            link = archive.read(info).decode(errors="replace")
-            inside = (target.parent / link).resolve().is_relative_to(dest.resolve())
-            if os.path.isabs(link) or not inside:
-                raise _ArchiveError(info.filename, f"{info.filename!r} links to {link!r}, outside the layer")
-            target.symlink_to(link)
-            continue
         with archive.open(info) as source, target.open("wb") as out:
             while chunk := source.read(1 << 20):
                 written += len(chunk)
                 if written > UNZIPPED_LIMIT:
                     raise _ArchiveError(info.filename, "the zip unpacks to more than its directory says")
                 out.write(chunk)
-        if mode & 0o111:
+        if (info.external_attr >> 16) & 0o111:
             target.chmod(0o755)
+    for info in links:
+        target = dest / info.filename
+        link = archive.read(info).decode(errors="replace")
+        if os.path.isabs(link) or not Path(os.path.realpath(target.parent)).is_relative_to(root):
+            raise _ArchiveError(info.filename, f"{info.filename!r} links to {link!r}, outside the layer")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.symlink_to(link)
+        except FileExistsError as err:
+            raise _ArchiveError(info.filename, f"{info.filename!r} is a link and a file or folder") from err
+    for info in links:
+        if not Path(os.path.realpath(dest / info.filename)).is_relative_to(root):
+            link = archive.read(info).decode(errors="replace")
+            raise _ArchiveError(info.filename, f"{info.filename!r} links to {link!r}, outside the layer")
 
 
 def _link_or_copy(source: str, dest: str) -> None:
@@ -342,15 +355,21 @@ def function_tree(package: Path, layers: Sequence[Path]) -> Iterator[LayerSource
         # /dev/zero would copy for ever), and devices, FIFOs and sockets not at all.
         for layer in layers:
             with layer_tree(layer) as source:
-                shutil.copytree(
-                    source.tree,
-                    view,
-                    dirs_exist_ok=True,
-                    symlinks=True,
-                    copy_function=_link_or_copy,
-                    ignore=_special_files(problems, source.tree, prefix=""),
-                )
+                try:
+                    shutil.copytree(
+                        source.tree,
+                        view,
+                        dirs_exist_ok=True,
+                        symlinks=True,
+                        copy_function=_link_or_copy,
+                        ignore=_special_files(problems, source.tree, prefix=""),
+                    )
+                except shutil.Error as err:
+                    problems.append(_clash(layer, err, view))
                 problems += source.problems
+            # Links that each stay inside their own layer can lead out once layers meet: one
+            # is removed before anything is copied through it.
+            problems += _unlink_escaping_links(view)
         hidden: set[Path] = set()
         if (view / PYTHON_DIR).is_dir():
             hidden = apply_shadowing(package, view / PYTHON_DIR)
@@ -365,7 +384,42 @@ def function_tree(package: Path, layers: Sequence[Path]) -> Iterator[LayerSource
                 special(directory, names) | {n for n in names if Path(directory) / n in hidden}
             ),
         )
+        problems += _unlink_escaping_links(view)
         yield LayerSource(tree=view, problems=tuple(problems))
+
+
+def _clash(layer: Path, err: shutil.Error, view: Path) -> Problem:
+    """A layer whose files cannot lie over the earlier layers': a file where a folder is, or the reverse."""
+    first = err.args[0][0] if err.args and err.args[0] else ("", "", str(err))
+    said = str(first[-1]).replace(f"{view}/", "")
+    return Problem(
+        code="bad-layout",
+        path=".",
+        message=f"{layer.name} cannot be laid over the layers before it: {said}",
+        hint="a module is a file in one layer and a package in another: keep one of them",
+    )
+
+
+def _unlink_escaping_links(view: Path) -> list[Problem]:
+    """Remove each link in the view that leads outside it, as a problem."""
+    root = view.resolve()
+    problems = []
+    for directory, folders, files in os.walk(view):
+        for name in [*folders, *files]:
+            path = Path(directory, name)
+            if path.is_symlink() and not Path(os.path.realpath(path)).is_relative_to(root):
+                rel = path.relative_to(view).as_posix()
+                problems.append(
+                    Problem(
+                        code="escaping-link",
+                        path=rel,
+                        message=f"{rel} links to {os.readlink(path)!r}: with the layers together, "
+                        "that is outside /opt",
+                        hint="a layer must not point a link at another layer's folders",
+                    )
+                )
+                path.unlink()
+    return problems
 
 
 def _special_files(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from builder.cli.main import cli
+from builder.validate import extract_layer_zip, function_tree
 
 MODULE = "python/mod.py"
 
@@ -189,3 +191,67 @@ def test_a_file_and_a_folder_of_one_name_and_a_name_too_long(tmp_path: Path) -> 
                 archive.writestr(member, "X = 1\n")
         code, report = _validate(path)
         assert code == 1 and [c for c, _ in _codes(report)] == ["bad-archive"], report
+
+
+def _link(archive: zipfile.ZipFile, name: str, target: str) -> None:
+    info = zipfile.ZipInfo(name)
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    archive.writestr(info, target)
+
+
+def test_a_chain_of_links_harmless_one_by_one_writes_nothing_outside(tmp_path: Path) -> None:
+    """python/esc -> b/b/c/../../.. is inside while b and c do not exist; python/b -> . makes it lead
+    out. Files are written before any link, and every link is judged once all exist."""
+    dest = tmp_path / "a" / "b" / "dest"
+    dest.mkdir(parents=True)
+    zip_path = tmp_path / "chain.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        _link(archive, "python/esc", "b/b/c/../../..")
+        _link(archive, "python/b", ".")
+        archive.writestr("python/c/keep.txt", "x")
+    problems = extract_layer_zip(zip_path, dest)
+    assert [(p.code, p.path) for p in problems] == [("bad-archive", "python/esc")]
+    assert list(dest.iterdir()) == []
+
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        _link(archive, "python/esc", "b/b/c/../../..")
+        _link(archive, "python/b", ".")
+        archive.writestr("python/c/keep.txt", "x")
+        archive.writestr("python/esc/PWNED.txt", "owned")
+    assert extract_layer_zip(zip_path, dest)[0].code == "bad-archive"
+    assert not list(tmp_path.rglob("PWNED.txt"))
+
+
+def test_links_that_lead_out_only_once_layers_meet_are_removed_before_use(tmp_path: Path) -> None:
+    layers = []
+    for name, write in (
+        ("l1", lambda a: (_link(a, "python/d", "sub/../.."), a.writestr("python/ok.py", ""))),
+        ("l2", lambda a: _link(a, "python/sub", ".")),
+        ("l3", lambda a: a.writestr("python/d/CROSS.txt", "owned")),
+    ):
+        with zipfile.ZipFile(tmp_path / f"{name}.zip", "w") as archive:
+            write(archive)
+        layers.append(tmp_path / f"{name}.zip")
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "app.py").write_text("")
+    with function_tree(package, layers) as source:
+        assert [(p.code, p.path) for p in source.problems] == [("escaping-link", "python/d")]
+        assert (source.tree / "python" / "d" / "CROSS.txt").is_file()  # l3's own folder, inside
+    assert not list(Path(tempfile.gettempdir()).glob("CROSS.txt"))
+    assert not (tmp_path / "CROSS.txt").exists()
+
+
+def test_a_module_that_is_a_file_in_one_layer_and_a_package_in_another_is_a_problem(tmp_path: Path) -> None:
+    with zipfile.ZipFile(tmp_path / "a.zip", "w") as archive:
+        archive.writestr("python/foo", "x = 1\n")
+    with zipfile.ZipFile(tmp_path / "b.zip", "w") as archive:
+        archive.writestr("python/foo/__init__.py", "")
+    package = tmp_path / "pkg"
+    package.mkdir()
+    for order in (["a.zip", "b.zip"], ["b.zip", "a.zip"]):
+        with function_tree(package, [tmp_path / name for name in order]) as source:
+            [problem] = source.problems
+            assert (problem.code, problem.path) == ("bad-layout", ".")
+            assert problem.message.startswith(f"{order[1]} cannot be laid over the layers before it")
+            assert "python/foo" in problem.message and str(source.tree) not in problem.message
