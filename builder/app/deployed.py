@@ -19,6 +19,7 @@ import hashlib
 import os
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Sequence
@@ -308,6 +309,12 @@ def fetch_artifact(stored: StoredZip, cache: Path, *, what: str) -> Fetched:
 
 
 def _download(location: str, out: Any, *, what: str) -> str:
+    if urllib.parse.urlsplit(location).scheme not in ("http", "https"):
+        raise EnvironmentProblem(
+            f"{what}: cannot download it from Lambda's location ({location!r} is not an http(s) address)",
+            hint="lambdakit reads only what Lambda serves over http(s): check --target and --endpoint-url",
+            step="download",
+        )
     digest = hashlib.sha256()
     written = 0
     try:
@@ -332,9 +339,18 @@ def _download(location: str, out: Any, *, what: str) -> str:
 
 
 def validate_deployed(
-    lambda_client: Any, name: str, *, cache: Path, import_check: ImportCheckChoice = "auto"
+    lambda_client: Any,
+    name: str,
+    *,
+    cache: Path,
+    import_check: ImportCheckChoice = "auto",
+    localstack_url: str | None = None,
 ) -> DeployedReport:
+    """localstack_url: LocalStack's endpoint, whose host its download locations are rewritten to:
+    it names them by LOCALSTACK_HOST, which need not resolve from here."""
     function = read_function(lambda_client, name)
+    if localstack_url is not None:
+        function = _at_endpoint(function, localstack_url)
     code = fetch_artifact(function.code, cache, what=f"function {function.name}'s code")
     layers = [fetch_artifact(layer.content, cache, what=layer.label) for layer in function.layers]
     report, overwrites = check_deployed(function, code.path, [f.path for f in layers], import_check)
@@ -345,6 +361,19 @@ def validate_deployed(
         overwrites=overwrites,
         report=report,
     )
+
+
+def _at_endpoint(function: DeployedFunction, url: str) -> DeployedFunction:
+    endpoint = urllib.parse.urlsplit(url)
+
+    def moved(stored: StoredZip) -> StoredZip:
+        location = urllib.parse.urlsplit(stored.location)._replace(
+            scheme=endpoint.scheme, netloc=endpoint.netloc
+        )
+        return dataclasses.replace(stored, location=location.geturl())
+
+    layers = tuple(dataclasses.replace(layer, content=moved(layer.content)) for layer in function.layers)
+    return dataclasses.replace(function, code=moved(function.code), layers=layers)
 
 
 def check_deployed(

@@ -20,7 +20,13 @@ import botocore.exceptions
 
 from builder.app.deploy import Clients, aws_clients
 from builder.app.destination import DEFAULT_LOCALSTACK_URL
-from builder.app.localstack_info import Fetch, LocalStackInfo, detect_localstack, fetch_json
+from builder.app.localstack_info import (
+    LOCALSTACK_REGION,
+    Fetch,
+    LocalStackInfo,
+    detect_localstack,
+    fetch_json,
+)
 from builder.app.plan import destination_region, find_tool
 from builder.app.samconfig import read_samconfig
 from builder.app.template import read_template
@@ -162,11 +168,13 @@ def check_interpreter(t: Target, *, needed: bool) -> Finding:
     return Finding(name=name, ok=True, detail=str(interpreter), optional=not needed)
 
 
-def diagnose_command(function: str, endpoint_url: str) -> str:
+def diagnose_command(function: str, endpoint_url: str, region: str) -> str:
     """The command that validates a deployed function as Lambda assembles it (its code and layers)."""
     command = f"lambdakit validate --deployed {function} --target localstack"
     if endpoint_url.rstrip("/") != DEFAULT_LOCALSTACK_URL:
         command += f" --endpoint-url {endpoint_url}"
+    if region != LOCALSTACK_REGION:
+        command += f" --region {region}"
     return command
 
 
@@ -189,7 +197,7 @@ def function_log_lines(logs_client: Any, function: str, since_ms: int) -> list[s
     try:
         paginator = logs_client.get_paginator("filter_log_events")
         for page in paginator.paginate(logGroupName=f"/aws/lambda/{function}", startTime=since_ms):
-            lines += [event["message"].rstrip("\n") for event in page.get("events", [])]
+            lines += [str(event.get("message", "")).rstrip("\n") for event in page.get("events", [])]
     except botocore.exceptions.ClientError as err:
         if err.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
             return []
@@ -198,7 +206,14 @@ def function_log_lines(logs_client: Any, function: str, since_ms: int) -> list[s
 
 
 def check_function_logs(
-    lambda_client: Any, logs_client: Any, logical_id: str, function: str, *, now_ms: int, endpoint_url: str
+    lambda_client: Any,
+    logs_client: Any,
+    logical_id: str,
+    function: str,
+    *,
+    now_ms: int,
+    endpoint_url: str,
+    region: str = LOCALSTACK_REGION,
 ) -> Finding:
     """Whether a deployed function logged errors recently, and if so the command that diagnoses it."""
     name = f"{logical_id} logs"
@@ -219,7 +234,7 @@ def check_function_logs(
         detail=f"{function} logged {len(errors)} error line{'' if len(errors) == 1 else 's'} in {window}, "
         "the latest: "
         f"{errors[-1][:SHOWN_LINE_CHARS]}",
-        fix=diagnose_command(function, endpoint_url),
+        fix=diagnose_command(function, endpoint_url, region),
         optional=True,
     )
 
@@ -243,7 +258,8 @@ def check_deployed_functions(
     try:
         environment = read_samconfig(project / "samconfig.toml", config_env)
         localstack = detect_localstack(endpoint_url, fetch)
-        client = clients(destination_region("localstack", environment), localstack)
+        region = destination_region("localstack", environment)
+        client = clients(region, localstack)
     except LambdakitError as err:
         return not_checked(err.message)
     stack = environment.stack_name
@@ -265,7 +281,7 @@ def check_deployed_functions(
     now = int(time.time() * 1000) if now_ms is None else now_ms
     return [
         check_function_logs(
-            lambda_client, logs_client, logical_id, name, now_ms=now, endpoint_url=endpoint_url
+            lambda_client, logs_client, logical_id, name, now_ms=now, endpoint_url=endpoint_url, region=region
         )
         for logical_id, name in functions
     ]

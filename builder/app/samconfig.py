@@ -47,7 +47,7 @@ def _parameters(section: object, command: str) -> dict[str, object]:
 def read_samconfig(path: Path, env: str) -> SamEnvironment:
     try:
         config = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as err:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise UsageError(
             f"cannot read {path}: {err}", hint="samconfig.toml sits next to template.yaml"
         ) from err

@@ -53,7 +53,11 @@ def validate_deployed_function(
             lambda_region(destination, region=region, environment=environment), localstack
         )
         report = validate_deployed(
-            lambda_client("lambda"), name, cache=cache_dir(), import_check=import_check
+            lambda_client("lambda"),
+            name,
+            cache=cache_dir(),
+            import_check=import_check,
+            localstack_url=localstack.url if localstack else None,
         )
     if json_output:
         emit_json(report.to_dict())

@@ -334,3 +334,9 @@ def test_a_parameter_naming_where_a_password_is_kept_is_accepted(project: Path) 
     assert plan.parameters["DbPasswordSecretArn"].startswith("arn:")
     with pytest.raises(UsageError, match=r"carry a password \(AdminPassword\)"):
         plan_deploy(options, localstack=COMMUNITY, hooked={"AdminPassword": "x"}, tool=tools())
+
+
+def test_a_samconfig_that_is_not_text_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "samconfig.toml").write_bytes(b"version = 0.1\n\xff\xfe[bad]\n")
+    with pytest.raises(UsageError, match="cannot read"):
+        read_samconfig(tmp_path / "samconfig.toml", "e")

@@ -30,6 +30,7 @@ from builder.app.doctor import (
     check_localstack,
     check_postgres,
     check_tool,
+    diagnose_command,
 )
 from builder.errors import EXIT_OK, EXIT_USAGE
 from builder.runtimes import all_targets, target
@@ -357,3 +358,13 @@ def test_deployed_functions_not_checked_says_why(
         "not checked: stack mini-local is not deployed at http://ls (lambdakit deploy) (LocalStack only)"
     )
     assert DoctorReport(findings=(no_stack,)).ok  # informational: never fails doctor
+
+
+def test_the_command_doctor_prints_keeps_a_region_other_than_localstacks_default() -> None:
+    assert diagnose_command("fn", DEFAULT_LOCALSTACK_URL, "us-east-1") == (
+        "lambdakit validate --deployed fn --target localstack"
+    )
+    assert diagnose_command("fn", "http://ls:4566", "eu-west-1") == (
+        "lambdakit validate --deployed fn --target localstack --endpoint-url http://ls:4566"
+        " --region eu-west-1"
+    )

@@ -26,7 +26,10 @@ from moto import mock_aws
 
 from builder.app.deployed import (
     PACKAGE_SOURCE,
+    DeployedFunction,
+    DeployedLayer,
     StoredZip,
+    _at_endpoint,
     fetch_artifact,
     lambda_region,
     read_function,
@@ -334,21 +337,23 @@ def test_a_cached_zip_that_lost_its_hash_is_downloaded_again(server: ZipServer, 
 
 
 @pytest.mark.parametrize(
-    "location",
+    ("location", "hinted"),
     [
-        "closed-port",
-        "s3://",  # what moto hands out
-        "not a url",
+        ("closed-port", "expires"),
+        ("s3://", "http(s)"),  # what moto hands out: never opened, as no file:// would be
+        ("not a url", "http(s)"),
     ],
 )
-def test_an_unreachable_location_is_an_environment_problem(location: str, tmp_path: Path) -> None:
+def test_an_unreachable_location_is_an_environment_problem(
+    location: str, hinted: str, tmp_path: Path
+) -> None:
     if location == "closed-port":
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             location = f"http://127.0.0.1:{sock.getsockname()[1]}/layer.zip"
     with pytest.raises(EnvironmentProblem, match="cannot download it from Lambda's location") as raised:
         fetch_artifact(StoredZip(sha256="0" * 64, location=location), tmp_path, what="layer x:1")
-    assert "expires" in raised.value.hint
+    assert hinted in raised.value.hint
     assert list(tmp_path.iterdir()) == []
 
 
@@ -458,3 +463,27 @@ def test_a_problem_without_a_source_is_written_as_before_and_one_with_it_reads_b
     assert Problem.from_dict(sourced.to_dict()) == sourced
     with pytest.raises(ValueError, match="not a problem"):
         Problem.from_dict({**plain.to_dict(), "origin": "x"})
+
+
+def test_on_localstack_the_download_goes_to_the_endpoint_not_the_host_it_names() -> None:
+    """LocalStack names its locations by LOCALSTACK_HOST (localhost.localstack.cloud by default),
+    which need not resolve here: lambdakit asks the endpoint it was given."""
+
+    def stored(path: str) -> StoredZip:
+        return StoredZip(sha256="0" * 64, location=f"http://localhost.localstack.cloud:4566{path}?sig=1")
+
+    layer = DeployedLayer(
+        arn="arn:aws:lambda:us-east-1:1:layer:l:1", name="l", version=1, content=stored("/l")
+    )
+    function = DeployedFunction(name="f", runtime="python3.12", arch="x86_64", handler="a.b",
+                                code=stored("/code"), layers=(layer,))  # fmt: skip
+    moved = _at_endpoint(function, "http://127.0.0.1:45123")
+    assert moved.code.location == "http://127.0.0.1:45123/code?sig=1"
+    assert moved.layers[0].content.location == "http://127.0.0.1:45123/l?sig=1"
+
+
+def test_a_location_that_is_no_http_address_is_never_opened(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.zip"
+    secret.write_bytes(b"PK")
+    with pytest.raises(EnvironmentProblem, match="is not an http"):
+        fetch_artifact(StoredZip(sha256="0" * 64, location=secret.as_uri()), tmp_path / "cache", what="code")
