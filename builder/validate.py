@@ -210,7 +210,7 @@ def extract_layer_zip(path: Path, dest: Path) -> list[Problem]:
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
-            problems = _archive_problems(members)
+            problems = archive_problems(members)
             if problems:
                 return problems
             _extract(archive, members, dest)
@@ -258,7 +258,7 @@ def _bad_archive(member: str, message: str) -> Problem:
     )
 
 
-def _archive_problems(members: list[zipfile.ZipInfo]) -> list[Problem]:
+def archive_problems(members: list[zipfile.ZipInfo]) -> list[Problem]:
     problems = []
     seen: set[str] = set()
     declared = 0
@@ -337,12 +337,16 @@ def _link_or_copy(source: str, dest: str) -> None:
 
 
 @contextmanager
-def function_tree(package: Path, layers: Sequence[Path]) -> Iterator[LayerSource]:
+def function_tree(
+    package: Path, layers: Sequence[Path], *, layer_sources: Sequence[str] = ()
+) -> Iterator[LayerSource]:
     """A layer-shaped view of a function package and the layers it uses.
 
     Lambda extracts the layers into /opt in order, a later one's files replacing an
     earlier one's, and puts the package (/var/task) on sys.path before /opt/python:
     a module or package the function ships hides the layers' copy of it whole.
+    layer_sources: what to call each layer in the problems found laying it (validate --deployed's
+    "layer NAME:VERSION"); by default they name no source.
     """
     if not package.is_dir():
         raise UsageError(
@@ -353,7 +357,9 @@ def function_tree(package: Path, layers: Sequence[Path]) -> Iterator[LayerSource
         problems: list[Problem] = []
         # Links are copied as links (the audit judges where they lead; following one to
         # /dev/zero would copy for ever), and devices, FIFOs and sockets not at all.
-        for layer in layers:
+        names = list(layer_sources) or [""] * len(layers)
+        for layer, name in zip(layers, names, strict=True):
+            found: list[Problem] = []
             with layer_tree(layer) as source:
                 try:
                     shutil.copytree(
@@ -362,14 +368,15 @@ def function_tree(package: Path, layers: Sequence[Path]) -> Iterator[LayerSource
                         dirs_exist_ok=True,
                         symlinks=True,
                         copy_function=_link_or_copy,
-                        ignore=_special_files(problems, source.tree, prefix=""),
+                        ignore=_special_files(found, source.tree, prefix=""),
                     )
                 except shutil.Error as err:
-                    problems.append(_clash(layer, err, view))
-                problems += source.problems
+                    found.append(_clash(layer, err, view))
+                found += source.problems
             # Links that each stay inside their own layer can lead out once layers meet: one
             # is removed before anything is copied through it.
-            problems += _unlink_escaping_links(view)
+            found += _unlink_escaping_links(view)
+            problems += [dataclasses.replace(p, source=name) for p in found]
         hidden: set[Path] = set()
         if (view / PYTHON_DIR).is_dir():
             hidden = apply_shadowing(package, view / PYTHON_DIR)

@@ -17,6 +17,7 @@ import dataclasses
 import filecmp
 import hashlib
 import os
+import posixpath
 import tempfile
 import urllib.error
 import urllib.parse
@@ -39,7 +40,7 @@ from builder.errors import EnvironmentProblem, UsageError
 from builder.layout import PYTHON_DIR, sys_path_dirs
 from builder.problems import Problem
 from builder.report import ValidationReport, Verdict
-from builder.validate import extract_layer_zip, function_tree, validate_tree
+from builder.validate import archive_problems, extract_layer_zip, function_tree, validate_tree
 from builder.verify import ImportCheckChoice
 
 DEPLOYED_SCHEMA = 1
@@ -392,7 +393,7 @@ def check_deployed(
         unpacked = [
             dataclasses.replace(p, source=PACKAGE_SOURCE) for p in extract_layer_zip(code_zip, package)
         ]
-        with function_tree(package, layer_zips) as view:
+        with function_tree(package, layer_zips, layer_sources=labels) as view:
             origins = _origins(view.tree, package, labels, members)
             search = [d.relative_to(view.tree).as_posix() for d in sys_path_dirs(view.tree, target)]
             report = validate_tree(
@@ -403,17 +404,20 @@ def check_deployed(
                 handler=function.handler,
             )
     problems = tuple(
-        p if p.source else dataclasses.replace(p, source=_source(p, origins, search, members, labels))
-        for p in report.problems
+        p if p.source else dataclasses.replace(p, source=_source(p, origins, search)) for p in report.problems
     )
     return dataclasses.replace(report, problems=problems), overwrites
 
 
 def _zip_files(path: Path) -> list[str]:
-    """A layer zip's files (not folders), as extracted; an unreadable zip has none (the audit says why)."""
+    """A layer zip's files (not folders), once each and by the path they land on; none for a zip the
+    safe extractor refuses (a bad-archive problem says why), since none of it is unpacked."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return [info.filename for info in archive.infolist() if not info.is_dir()]
+            members = archive.infolist()
+            if archive_problems(members):
+                return []
+            return sorted({posixpath.normpath(info.filename) for info in members if not info.is_dir()})
     except (zipfile.BadZipFile, OSError):
         return []
 
@@ -465,9 +469,7 @@ def _same_file(a: Path, b: Path) -> bool:
     return os.path.samefile(a, b) or filecmp.cmp(a, b, shallow=False)
 
 
-def _source(
-    problem: Problem, origins: dict[str, str], search: list[str], members: list[list[str]], labels: list[str]
-) -> str:
+def _source(problem: Problem, origins: dict[str, str], search: list[str]) -> str:
     """Where the problem's file came from; a module (import-failed) or a Handler is looked up on
     the view's sys.path, first directory first. "" when nothing one artifact holds is concerned."""
     if problem.code == "import-failed" or problem.code in HANDLER_CODES:
@@ -480,11 +482,8 @@ def _source(
         return ""
     if problem.path in origins:
         return origins[problem.path]
-    found = _sources_under(problem.path, origins)
-    if found or problem.code != "bad-archive":
-        return found
-    # A layer zip that could not be unpacked holds nothing in the view: its member lists say which.
-    return ", ".join(label for label, names in zip(labels, members, strict=True) if problem.path in names)
+    # A layer that could not be laid (bad-archive, bad-layout) was named by function_tree already.
+    return _sources_under(problem.path, origins)
 
 
 def _sources_under(stem: str, origins: dict[str, str]) -> str:

@@ -30,6 +30,7 @@ from builder.app.deployed import (
     DeployedLayer,
     StoredZip,
     _at_endpoint,
+    check_deployed,
     fetch_artifact,
     lambda_region,
     read_function,
@@ -487,3 +488,29 @@ def test_a_location_that_is_no_http_address_is_never_opened(tmp_path: Path) -> N
     secret.write_bytes(b"PK")
     with pytest.raises(EnvironmentProblem, match="is not an http"):
         fetch_artifact(StoredZip(sha256="0" * 64, location=secret.as_uri()), tmp_path / "cache", what="code")
+
+
+def test_a_layer_that_cannot_be_laid_is_named_and_overwrites_nothing(tmp_path: Path) -> None:
+    def zipped(name: str, files: list[tuple[str, str]]) -> Path:
+        with zipfile.ZipFile(tmp_path / name, "w") as archive:
+            for member, text in files:
+                archive.writestr(member, text)
+        return tmp_path / name
+
+    code = zipped("code.zip", [("app.py", "def handler(event, context):\n    return 1\n")])
+    layers = [
+        zipped("a.zip", [("python/shared.py", "X = 1\n")]),
+        zipped("b.zip", [("python/shared.py", "X = 2\n"), ("python/shared.py", "X = 3\n")]),
+        zipped("c.zip", []),
+    ]
+    stored = StoredZip(sha256="0" * 64, location="http://unused")
+    function = DeployedFunction(
+        name="f", runtime="python3.12", arch="x86_64", handler="app.handler", code=stored,
+        layers=tuple(DeployedLayer(arn=f"arn:{n}", name=n, version=1, content=stored) for n in "abc"),
+    )  # fmt: skip
+    report, overwrites = check_deployed(function, code, layers, "interpreter")
+    # b was refused whole: nothing of it reached /opt, so it replaced nothing of a's.
+    assert overwrites == ()
+    sources = {(p.code, p.path): p.source for p in report.problems}
+    assert sources[("bad-archive", "python/shared.py")] == "layer b:1"
+    assert sources[("bad-layout", ".")] == "layer c:1"
