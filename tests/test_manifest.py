@@ -26,20 +26,6 @@ from builder.problems import Problem
 from builder.report import ValidationReport
 from builder.verify import ImportCheck
 
-
-def _tree(root, mtime):
-    (root / "python" / "pkg").mkdir(parents=True)
-    (root / "python" / "pkg" / "__init__.py").write_text("x = 1\n")
-    (root / "python" / "pkg" / "data.bin").write_bytes(bytes(range(256)) * 50)
-    (root / "bin").mkdir()
-    tool = root / "bin" / "tool"
-    tool.write_text("#!/bin/sh\n")
-    tool.chmod(0o700)
-    for path in root.rglob("*"):
-        os.utime(path, (mtime, mtime))
-    return root
-
-
 KEY_INPUTS = dict(
     requirements_text="a==1\n",
     runtime="python3.12",
