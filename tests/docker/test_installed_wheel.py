@@ -108,5 +108,5 @@ def test_the_built_in_recipes_work_from_the_installed_copy(lambdakit: Path, tmp_
     code, built = _run(lambdakit, tmp_path, "build-layer", "psycopg2", "--backend", "uv",
                        "--runtime", TARGET.runtime, "--arch", TARGET.arch.name, "--out", "out")  # fmt: skip
     assert code == 0, built
-    assert built["requirements"]["origin"] == "built-in"
+    assert built["requirements"]["source"] == "built-in"
     assert built["manifest"]["packages"]["psycopg2-binary"] == "2.9.11"
