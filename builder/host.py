@@ -10,6 +10,12 @@ from pathlib import Path
 from builder.runtimes import arch_of_machine
 
 
+def cache_root() -> Path:
+    """Where lambdakit keeps what it can make again (stand-in roots, downloaded zips): LAMBDAKIT_CACHE,
+    else ~/.cache/lambdakit. Shared by every clone of a project on this machine."""
+    return Path(os.environ.get("LAMBDAKIT_CACHE") or Path.home() / ".cache" / "lambdakit")
+
+
 def host_arch() -> str:
     """This machine's architecture by the catalogue's name (x86_64, arm64), else as the kernel says."""
     machine = platform.machine()

@@ -32,11 +32,11 @@ import botocore.exceptions
 
 from builder import runtimes
 from builder.app.destination import Destination
-from builder.app.localstack_info import LOCALSTACK_REGION
-from builder.app.plan import destination_region
+from builder.app.plan import configured_region
 from builder.app.samconfig import SamEnvironment
 from builder.audit.rules import UNZIPPED_LIMIT
 from builder.errors import EnvironmentProblem, UsageError
+from builder.host import cache_root
 from builder.layout import PYTHON_DIR, sys_path_dirs
 from builder.problems import Problem
 from builder.report import ValidationReport, Verdict
@@ -146,19 +146,12 @@ class DeployedReport:
 
 def cache_dir() -> Path:
     """Where downloaded zips are kept, named by their sha256 (LAMBDAKIT_CACHE as for the stand-ins)."""
-    root = os.environ.get("LAMBDAKIT_CACHE") or Path.home() / ".cache" / "lambdakit"
-    return Path(root) / "deployed"
+    return cache_root() / "deployed"
 
 
 def lambda_region(destination: Destination, *, region: str | None, environment: SamEnvironment | None) -> str:
     """--region, else the samconfig environment's (deploy's rule), else LocalStack's or AWS_REGION."""
-    if region:
-        return region
-    if environment is not None:
-        return destination_region(destination, environment)
-    if destination == "localstack":
-        return LOCALSTACK_REGION
-    found = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    found = region or configured_region(destination, environment)
     if not found:
         raise UsageError(
             "no region for --target aws", hint="pass --region, --env (samconfig.toml) or AWS_REGION"

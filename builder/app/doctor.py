@@ -27,6 +27,7 @@ from builder.app.localstack_info import (
     detect_localstack,
     fetch_json,
 )
+from builder.app.logs import function_log_lines
 from builder.app.plan import destination_region, find_tool
 from builder.app.samconfig import read_samconfig
 from builder.app.template import read_template
@@ -188,21 +189,6 @@ def _epoch_ms(timestamp: object) -> int:
         return int(datetime.fromisoformat(str(timestamp)).timestamp() * 1000)
     except ValueError:
         return 0
-
-
-def function_log_lines(logs_client: Any, function: str, since_ms: int) -> list[str]:
-    """The function's CloudWatch Logs lines since since_ms; [] when it has logged nothing yet (no
-    group). Any other failure raises: an unread log is not a clean one."""
-    lines: list[str] = []
-    try:
-        paginator = logs_client.get_paginator("filter_log_events")
-        for page in paginator.paginate(logGroupName=f"/aws/lambda/{function}", startTime=since_ms):
-            lines += [str(event.get("message", "")).rstrip("\n") for event in page.get("events", [])]
-    except botocore.exceptions.ClientError as err:
-        if err.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-            return []
-        raise
-    return lines
 
 
 def check_function_logs(

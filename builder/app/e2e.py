@@ -25,6 +25,7 @@ import botocore.exceptions
 
 from builder.app.deploy import Clients, aws_clients, physical_id, stack_state
 from builder.app.localstack_info import Fetch, LocalStackInfo, detect_localstack, fetch_json
+from builder.app.logs import function_log_lines
 from builder.app.plan import DeployOptions, destination_region
 from builder.app.samconfig import read_samconfig
 from builder.app.template import read_template
@@ -330,17 +331,13 @@ def diagnose_worker(lambda_client: Any, logs_client: Any, function_name: str, *,
         error, tail = probe.error, probe.logs
     except ApiError as err:
         error, tail = str(err), ()
-    lines = recent_log_lines(logs_client, f"/aws/lambda/{function_name}", since_ms=since_ms)
+    lines = recent_log_lines(logs_client, function_name, since_ms=since_ms)
     return Diagnosis(function=function_name, error=error, logs=tuple(lines or tail)[-DIAGNOSIS_LOG_LINES:])
 
 
-def recent_log_lines(logs_client: Any, group: str, *, since_ms: int) -> list[str]:
-    """The function's log lines since since_ms from CloudWatch Logs; [] where there are none."""
-    lines: list[str] = []
+def recent_log_lines(logs_client: Any, function_name: str, *, since_ms: int) -> list[str]:
+    """The function's log lines since since_ms; [] when they cannot be read: the probe's tail stands alone."""
     try:
-        paginator = logs_client.get_paginator("filter_log_events")
-        for page in paginator.paginate(logGroupName=group, startTime=since_ms):
-            lines += [event["message"].rstrip("\n") for event in page.get("events", [])]
+        return function_log_lines(logs_client, function_name, since_ms)
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
-        return []  # no log group yet, or no permission to read it: the probe's tail stands alone
-    return lines
+        return []

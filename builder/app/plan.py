@@ -93,10 +93,18 @@ def find_tool(name: str) -> str | None:
     return shutil.which(name)
 
 
-def destination_region(destination: Destination, environment: SamEnvironment) -> str:
+def configured_region(destination: Destination, environment: SamEnvironment | None) -> str | None:
+    """The one rule every command follows: samconfig's region, else LocalStack's default, else
+    AWS_REGION (or AWS_DEFAULT_REGION); None when nothing names one for AWS."""
+    if environment is not None and environment.region:
+        return environment.region
     if destination == "localstack":
-        return environment.region or LOCALSTACK_REGION
-    region = environment.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        return LOCALSTACK_REGION
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+
+
+def destination_region(destination: Destination, environment: SamEnvironment) -> str:
+    region = configured_region(destination, environment)
     if not region:
         raise UsageError(
             f"no region for samconfig environment {environment.name!r}",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
-import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,13 +24,12 @@ import botocore.exceptions
 from builder.app.deploy import Clients, aws_clients
 from builder.app.destination import DEFAULT_LOCALSTACK_URL, Destination
 from builder.app.localstack_info import (
-    LOCALSTACK_REGION,
     Fetch,
     LocalStackInfo,
     detect_localstack,
     fetch_json,
 )
-from builder.app.plan import destination_region
+from builder.app.plan import configured_region
 from builder.app.samconfig import read_samconfig
 from builder.audit.rules import ZIPPED_LIMIT
 from builder.errors import EnvironmentProblem, InvalidLayer, UsageError
@@ -154,12 +152,10 @@ def publish_regions(options: PublishOptions) -> tuple[str, ...]:
     LocalStack's default or AWS_REGION."""
     if options.regions:
         return tuple(dict.fromkeys(options.regions))
+    environment = None
     if options.config_env is not None:
         environment = read_samconfig(options.project / "samconfig.toml", options.config_env)
-        return (destination_region(options.destination, environment),)
-    if options.destination == "localstack":
-        return (LOCALSTACK_REGION,)
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    region = configured_region(options.destination, environment)
     if not region:
         raise UsageError(
             "no region to publish to on AWS",

@@ -22,6 +22,7 @@ import docker
 
 from builder.docker import container
 from builder.errors import EnvironmentProblem
+from builder.host import cache_root
 from builder.progress import Progress, run_streamed
 from builder.runtimes import ArchFacts
 
@@ -75,8 +76,7 @@ def content_digest(*parts: str) -> str:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("LAMBDAKIT_CACHE") or Path.home() / ".cache" / "lambdakit"
-    return Path(root) / "standin"
+    return cache_root() / "standin"
 
 
 def ensure_base_image(client: docker.DockerClient, base: RootFs, progress: Progress) -> str:
